@@ -1,0 +1,22 @@
+"""distil: distill a large detector (RT-DETR) into a small YOLO by feature-based distillation.
+
+Importing the package first keeps Ultralytics offline (`distil.offline`) and registers the
+distillation config keys (`distil.settings`), so both hold in every process that imports it,
+DDP workers included.
+"""
+
+from distil.offline import ensure_offline
+
+ensure_offline()
+
+from distil.settings import register_cfg_keys  # noqa: E402
+
+register_cfg_keys()
+
+from distil.data import make_demo_dataset  # noqa: E402
+from distil.hooks import FeatureTap, layer_table  # noqa: E402
+from distil.losses import LOSSES  # noqa: E402
+from distil.trainer import DistillationTrainer  # noqa: E402
+
+__all__ = ["DistillationTrainer", "FeatureTap", "LOSSES", "layer_table", "make_demo_dataset"]
+__version__ = "0.1.0"

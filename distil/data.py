@@ -1,0 +1,290 @@
+"""The embedded demo dataset: deterministic scenes written as a YOLO detection dataset.
+
+Nothing can be downloaded here, so the project makes its own data. Each image is a textured
+background with several objects of three classes that differ in shape and colour (a red disc, a
+blue square, a yellow triangle; hue, shade, size and rotation vary), grey distractors that are not
+objects, some images without any object, and, in a known fraction of images, one realistic
+capture fault (colour cast, under/over-exposure, low contrast or haze, sensor noise, blur). The
+fault of every image is recorded in ``dataset.json`` so that the enhancement pipeline can be
+measured against it.
+
+Every image is drawn from its own random generator seeded by ``(seed, split, index)``: the same
+arguments always give the same bytes, whatever else was generated before.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+
+CLASS_NAMES = ("disc", "square", "triangle")
+# Base colours (BGR) of the classes; each object jitters hue, saturation and brightness around them.
+CLASS_HSV = ((0, 200, 210), (108, 190, 200), (27, 210, 230))  # OpenCV hue range is 0..179
+FAULTS = ("colour_cast", "underexposed", "overexposed", "low_contrast", "noise", "blur")
+SPLITS = {"train": 0, "val": 1}
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """What a demo dataset was generated with; a folder is reused only for the same settings."""
+
+    n_train: int = 400
+    n_val: int = 100
+    imgsz: int = 160
+    seed: int = 0
+    fault_fraction: float = 0.5
+    empty_fraction: float = 0.08
+    max_objects: int = 6
+
+
+@dataclass(frozen=True)
+class SceneObject:
+    """One labelled object: class index and pixel box (x1, y1, x2, y2)."""
+
+    cls: int
+    box: tuple[float, float, float, float]
+
+
+def textured_background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Low-frequency colour blotches + fine grain + optional stripes, in muted tones."""
+    base_colour = rng.uniform(60, 190, size=3)
+    cells = int(rng.integers(3, 8))
+    blotches = cv2.resize(rng.uniform(-1, 1, (cells, cells, 3)).astype(np.float32), (size, size),
+                          interpolation=cv2.INTER_CUBIC)
+    grain_cells = max(size // 4, 2)
+    grain = cv2.resize(rng.uniform(-1, 1, (grain_cells, grain_cells, 1)).astype(np.float32), (size, size),
+                       interpolation=cv2.INTER_LINEAR)[..., None]
+    image = base_colour + 45 * blotches + 14 * grain
+    if rng.random() < 0.5:  # wood-grain or fabric-like stripes
+        angle = rng.uniform(0, np.pi)
+        period = rng.uniform(6, 24) * size / 160
+        yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+        phase = (xx * np.cos(angle) + yy * np.sin(angle)) * (2 * np.pi / period)
+        image += rng.uniform(6, 18) * np.sin(phase)[..., None]
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def object_colour(rng: np.random.Generator, cls: int) -> np.ndarray:
+    """A BGR colour near the class's base colour."""
+    h, s, v = CLASS_HSV[cls]
+    hsv = np.array([[[(h + rng.integers(-6, 7)) % 180, s * rng.uniform(0.7, 1.1), v * rng.uniform(0.65, 1.1)]]])
+    return cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2BGR)[0, 0].astype(np.float32)
+
+
+def shape_polygon(rng: np.random.Generator, cls: int, centre: np.ndarray, radius: float) -> np.ndarray:
+    """Vertices of the class's shape (a disc is a 48-gon), randomly rotated; shape (K, 2)."""
+    sides = {0: 48, 1: 4, 2: 3}[cls]
+    angles = rng.uniform(0, 2 * np.pi) + np.arange(sides) * 2 * np.pi / sides
+    return centre + radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+
+
+def paint_polygon(image: np.ndarray, points: np.ndarray, colour: np.ndarray, rng: np.random.Generator) -> None:
+    """Fill a polygon in place with a shaded colour (a linear light gradient) and a darker rim."""
+    mask = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(points).astype(np.int32)], 255, lineType=cv2.LINE_AA)
+    x1, y1 = np.floor(points.min(0)).astype(int).clip(0)
+    x2, y2 = (np.ceil(points.max(0)).astype(int) + 1).clip(max=image.shape[1])
+    crop = (slice(y1, y2), slice(x1, x2))
+    yy, xx = np.mgrid[y1:y2, x1:x2].astype(np.float32)
+    direction = rng.uniform(0, 2 * np.pi)
+    ramp = (xx - xx.mean()) * np.cos(direction) + (yy - yy.mean()) * np.sin(direction)
+    ramp /= max(float(np.abs(ramp).max()), 1.0)
+    shade = colour * (1.0 + 0.25 * ramp[..., None])
+    alpha = mask[crop].astype(np.float32)[..., None] / 255
+    region = image[crop].astype(np.float32)
+    image[crop] = np.clip(region * (1 - alpha) + shade * alpha, 0, 255).astype(np.uint8)
+    cv2.polylines(image, [np.round(points).astype(np.int32)], True, (colour * 0.55).tolist(), 1, cv2.LINE_AA)
+
+
+def paint_distractors(image: np.ndarray, rng: np.random.Generator) -> None:
+    """Grey, low-saturation clutter (ellipses and lines) that the detector must learn to ignore."""
+    size = image.shape[0]
+    for _ in range(int(rng.integers(0, 4))):
+        grey = float(rng.uniform(40, 220))
+        colour = (grey + rng.uniform(-12, 12, 3)).clip(0, 255).tolist()
+        centre = tuple(int(c) for c in rng.integers(0, size, 2))
+        if rng.random() < 0.5:
+            axes = tuple(int(a) for a in rng.integers(size // 30 + 1, size // 6 + 2, 2))
+            cv2.ellipse(image, centre, axes, float(rng.uniform(0, 180)), 0, 360, colour, -1, cv2.LINE_AA)
+        else:
+            end = tuple(int(c) for c in rng.integers(0, size, 2))
+            cv2.line(image, centre, end, colour, int(rng.integers(1, max(size // 60, 2) + 1)), cv2.LINE_AA)
+
+
+def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """IoU of two (x1, y1, x2, y2) boxes."""
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def render_scene(rng: np.random.Generator, size: int, n_objects: int) -> tuple[np.ndarray, list[SceneObject]]:
+    """Draw one scene with up to ``n_objects`` objects that overlap each other little."""
+    image = textured_background(rng, size)
+    paint_distractors(image, rng)
+    objects: list[SceneObject] = []
+    for _ in range(n_objects * 10):  # rejection sampling: a few tries per wanted object
+        if len(objects) == n_objects:
+            break
+        cls = int(rng.integers(len(CLASS_NAMES)))
+        radius = size * rng.uniform(0.05, 0.2)
+        centre = rng.uniform(radius + 1, size - radius - 1, 2)
+        points = shape_polygon(rng, cls, centre, radius)
+        box = (*points.min(0).clip(0, size), *points.max(0).clip(0, size))
+        if any(box_iou(box, other.box) > 0.15 for other in objects):
+            continue
+        paint_polygon(image, points, object_colour(rng, cls), rng)
+        objects.append(SceneObject(cls, tuple(float(v) for v in box)))
+    return image, objects
+
+
+def apply_fault(image: np.ndarray, fault: str, rng: np.random.Generator) -> np.ndarray:
+    """Degrade an image the way a poor camera or poor light would."""
+    x = image.astype(np.float32) / 255
+    if fault == "colour_cast":
+        gains = np.ones(3, np.float32)
+        warm = rng.random() < 0.5  # warm (tungsten) or cool (shade) light
+        gains[2 if warm else 0] = rng.uniform(1.25, 1.5)
+        gains[0 if warm else 2] = rng.uniform(0.55, 0.75)
+        x = x * gains
+    elif fault == "underexposed":
+        x = rng.uniform(0.3, 0.5) * x ** rng.uniform(1.3, 1.8)
+    elif fault == "overexposed":
+        x = 1 - rng.uniform(0.3, 0.5) * (1 - x) ** rng.uniform(1.3, 1.8)
+    elif fault == "low_contrast":
+        haze = rng.uniform(0.55, 0.8)
+        alpha = rng.uniform(0.3, 0.5)
+        x = alpha * x + (1 - alpha) * haze
+    elif fault == "noise":
+        x = x + rng.normal(0, rng.uniform(0.06, 0.12), x.shape).astype(np.float32)
+    elif fault == "blur":
+        k = int(rng.choice([5, 7, 9])) * max(1, image.shape[0] // 320)
+        x = cv2.GaussianBlur(x, (k | 1, k | 1), 0)
+    elif fault != "none":
+        raise ValueError(f"unknown fault {fault!r}; expected one of {('none', *FAULTS)}")
+    return (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def generate_image(settings: DemoSettings, split: str, index: int) -> tuple[np.ndarray, list[SceneObject], str]:
+    """The ``index``-th image of ``split``: its pixels, objects and fault, fully determined by the settings."""
+    rng = np.random.default_rng([settings.seed, SPLITS[split], index])
+    empty = rng.random() < settings.empty_fraction
+    n_objects = 0 if empty else int(rng.integers(1, settings.max_objects + 1))
+    image, objects = render_scene(rng, settings.imgsz, n_objects)
+    fault = str(rng.choice(FAULTS)) if rng.random() < settings.fault_fraction else "none"
+    return apply_fault(image, fault, rng), objects, fault
+
+
+def yolo_label_lines(objects: list[SceneObject], size: int) -> list[str]:
+    """Objects as YOLO label lines: ``cls cx cy w h``, normalised to the image size."""
+    lines = []
+    for obj in objects:
+        x1, y1, x2, y2 = obj.box
+        lines.append(f"{obj.cls} {(x1 + x2) / 2 / size:.6f} {(y1 + y2) / 2 / size:.6f} "
+                     f"{(x2 - x1) / size:.6f} {(y2 - y1) / size:.6f}")
+    return lines
+
+
+def read_manifest(root: Path) -> dict | None:
+    """The ``dataset.json`` of an existing demo dataset, or None."""
+    path = root / "dataset.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def make_demo_dataset(
+    root: str | Path,
+    n_train: int = 400,
+    n_val: int = 100,
+    imgsz: int = 160,
+    seed: int = 0,
+    fault_fraction: float = 0.5,
+    empty_fraction: float = 0.08,
+    overwrite: bool = False,
+) -> Path:
+    """Write the demo dataset under ``root`` in YOLO layout and return its ``data.yaml``.
+
+    A folder that already holds a dataset made with the same settings is reused as is. A folder
+    that holds anything else is never overwritten unless ``overwrite=True`` is given.
+
+    Args:
+        root: Folder for ``images/``, ``labels/``, ``data.yaml`` and ``dataset.json``.
+        n_train: Number of training images.
+        n_val: Number of validation images.
+        imgsz: Side of the square images in pixels.
+        seed: Seed of the whole dataset.
+        fault_fraction: Share of images that carry one capture fault.
+        empty_fraction: Share of images without any object.
+        overwrite: Replace a folder that holds something else.
+
+    Returns:
+        Path of ``data.yaml`` (its ``train``/``val`` paths are absolute).
+    """
+    settings = DemoSettings(n_train, n_val, imgsz, seed, fault_fraction, empty_fraction)
+    check_settings(settings)
+    root = Path(root).expanduser().resolve()
+    manifest = read_manifest(root)
+    if manifest is not None and manifest.get("settings") == asdict(settings) and (root / "data.yaml").exists():
+        return root / "data.yaml"
+    if root.exists() and any(root.iterdir()):
+        if not overwrite:
+            found = "a demo dataset made with other settings" if manifest else "other files"
+            raise FileExistsError(
+                f"{root} already holds {found}; choose another folder or pass overwrite=True to replace it")
+        shutil.rmtree(root)
+
+    images: dict[str, dict] = {}
+    for split, count in (("train", n_train), ("val", n_val)):
+        (root / "images" / split).mkdir(parents=True, exist_ok=True)
+        (root / "labels" / split).mkdir(parents=True, exist_ok=True)
+        for index in range(count):
+            image, objects, fault = generate_image(settings, split, index)
+            stem = f"{split}_{index:05d}"
+            cv2.imwrite(str(root / "images" / split / f"{stem}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+            lines = yolo_label_lines(objects, imgsz)
+            (root / "labels" / split / f"{stem}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
+            images[f"{split}/{stem}.jpg"] = {"fault": fault, "objects": len(objects)}
+
+    data_yaml = root / "data.yaml"
+    data = {
+        "path": str(root),
+        "train": str(root / "images" / "train"),
+        "val": str(root / "images" / "val"),
+        "nc": len(CLASS_NAMES),
+        "names": dict(enumerate(CLASS_NAMES)),
+    }
+    data_yaml.write_text(yaml.safe_dump(data, sort_keys=False))
+    (root / "dataset.json").write_text(json.dumps({"settings": asdict(settings), "images": images}, indent=1))
+    return data_yaml
+
+
+def check_settings(settings: DemoSettings) -> None:
+    """Reject settings that cannot make a usable dataset, before anything is written."""
+    problems = []
+    if settings.n_train < 1 or settings.n_val < 1:
+        problems.append(f"n_train and n_val must be >= 1 (got {settings.n_train}, {settings.n_val})")
+    if settings.imgsz < 32:
+        problems.append(f"imgsz must be >= 32 pixels (got {settings.imgsz})")
+    for name in ("fault_fraction", "empty_fraction"):
+        value = getattr(settings, name)
+        if not 0 <= value <= 1:
+            problems.append(f"{name} must be within [0, 1] (got {value})")
+    if problems:
+        raise ValueError("make_demo_dataset: " + "; ".join(problems))
+
+
+def image_faults(data_root: str | Path) -> dict[str, str]:
+    """Map each image path (absolute) of a demo dataset to the fault it carries (``"none"`` if clean)."""
+    root = Path(data_root)
+    root = root.parent if root.suffix in {".yaml", ".yml"} else root
+    manifest = read_manifest(root)
+    if manifest is None:
+        raise FileNotFoundError(f"{root / 'dataset.json'} not found: faults are known only for demo datasets")
+    return {str(root / "images" / name): info["fault"] for name, info in manifest["images"].items()}

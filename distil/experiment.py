@@ -1,0 +1,106 @@
+"""Python entry points: from validated params to data and trained runs.
+
+``distil.train(params)`` is what ``03_distill`` calls: it resolves the dataset (generating the
+demo data when asked), then trains through Ultralytics with `DistillationTrainer` (or the plain
+`DetectionTrainer` when ``distill_weight`` is 0, the baseline under the identical schedule), and
+returns the Ultralytics run directory, to which it adds a ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from ultralytics import YOLO
+from ultralytics.models.yolo.detect import DetectionTrainer
+
+from distil.config import DistillParams, Params, ParamsError, resolve_model_file, resolve_path
+from distil.data import make_demo_dataset
+from distil.manifest import write_manifest
+from distil.settings import DistillSettings
+from distil.trainer import DistillationTrainer
+
+
+def prepare_data(params: Params) -> Path:
+    """The ``data.yaml`` to train on: the generated demo dataset (built once, then reused) or the user's."""
+    if params.data != "demo":
+        return resolve_path(params.data)
+    return make_demo_dataset(params.demo_data_dir, params.demo_train, params.demo_val, params.demo_imgsz,
+                             seed=params.seed)
+
+
+def ultralytics_overrides(params: DistillParams, data_yaml: Path) -> dict[str, Any]:
+    """The Ultralytics ``train()`` arguments for these params (distillation keys only when distilling)."""
+    overrides = {
+        "data": str(data_yaml),
+        "epochs": params.epochs,
+        "imgsz": params.imgsz,
+        "batch": params.batch,
+        "device": params.ultralytics_device,
+        "seed": params.seed,
+        "deterministic": True,
+        "workers": params.workers,
+        "optimizer": params.optimizer,
+        "lr0": params.lr0,
+        "patience": params.patience,
+        "amp": params.amp,
+        "mosaic": params.mosaic,
+        "close_mosaic": params.close_mosaic,
+        "fraction": params.fraction,
+        "plots": params.plots,
+        "project": str(params.runs_dir),
+        "name": params.run_name,
+        "exist_ok": True,
+    }
+    if params.distilling:
+        overrides.update({
+            "distill_model": str(resolve_model_file(params.teacher, "teacher")),
+            "dis": params.distill_weight,
+            "distill_loss": params.loss,
+            "distill_teacher_layers": params.teacher_layers,
+            "distill_student_layers": params.student_layers,
+            "distill_mask": params.distill_mask,
+            "distill_mask_bg": params.mask_bg,
+            "distill_tau": params.cwd_tau,
+        })
+    return overrides
+
+
+def train(params: DistillParams | dict | str | Path, **overrides: Any) -> Path:
+    """Train one run (distilled, or the baseline when ``distill_weight`` is 0) and return its directory.
+
+    Args:
+        params: `DistillParams`, a dict of flat keys, or a params YAML file.
+        **overrides: Flat keys that replace those in ``params``.
+
+    Returns:
+        The Ultralytics run directory (``weights/best.pt``, ``results.csv``, ``args.yaml``, and for
+        distillation ``distill.json`` and the adapters), with ``manifest.json`` added.
+
+    Raises:
+        ParamsError: A parameter is invalid; raised before any data is generated or read.
+    """
+    params = DistillParams.load(params, **overrides)
+    started = time.time()
+    if params.distilling:
+        try:  # the loss name and the other distillation settings, before anything is built
+            DistillSettings.from_args(ultralytics_overrides(params, Path("unused.yaml")))
+        except (ValueError, FileNotFoundError) as error:
+            raise ParamsError(str(error)) from None
+    run_dir = params.runs_dir / params.run_name
+    last = run_dir / "weights" / "last.pt"
+    trainer = DistillationTrainer if params.distilling else DetectionTrainer
+    if params.resume:
+        if not last.exists():
+            raise ParamsError(f"resume=True but {last} does not exist: nothing to resume")
+        model = YOLO(str(last))
+        model.train(trainer=trainer, resume=True)
+    else:
+        data_yaml = prepare_data(params)
+        model = YOLO(str(resolve_model_file(params.student, "student")))
+        model.train(trainer=trainer, **ultralytics_overrides(params, data_yaml))
+    run_dir = Path(model.trainer.save_dir)
+    write_manifest(run_dir / "manifest.json", params.as_dict(), started, device=model.trainer.device,
+                   trainer=trainer.__name__)
+    return run_dir

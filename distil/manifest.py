@@ -1,0 +1,64 @@
+"""Run manifests: what produced a result (params, code version, packages, device, seed, time)."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+PACKAGES = ("distil", "ultralytics", "torch", "torchvision", "opencv-python", "numpy", "papermill", "onnxruntime")
+
+
+def git_commit(root: Path) -> str | None:
+    """The commit of the checkout at ``root`` (with ``+dirty`` if files changed), or None."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return commit + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def package_versions() -> dict[str, str | None]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def device_description(device: Any = None) -> str:
+    """'cpu (<processor>, N threads)' or the CUDA device name."""
+    import torch
+
+    if device is not None and str(device).startswith("cuda") or (device is None and torch.cuda.is_available()):
+        return f"cuda: {torch.cuda.get_device_name(0)}"
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def write_manifest(path: Path, params: dict[str, Any], started: float, **extra: Any) -> Path:
+    """Write ``manifest.json`` describing a finished step; returns its path."""
+    from distil.config import project_root
+
+    record = {
+        "params": params,
+        "git_commit": git_commit(project_root()),
+        "packages": package_versions(),
+        "python": platform.python_version(),
+        "device": device_description(extra.pop("device", None)),
+        "seed": params.get("seed"),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "wall_time_s": round(time.time() - started, 2),
+        **extra,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2, default=str))
+    return path

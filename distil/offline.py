@@ -1,0 +1,93 @@
+"""Keep Ultralytics off the network.
+
+Ultralytics reaches for the internet in several places (an online check on import, fonts for
+plots and dataset checks, pip auto-installs, update checks, analytics, weights named by bare
+asset name). This project must work where nothing can be downloaded, so this module is run once,
+before `ultralytics` is first imported (``distil/__init__.py`` does it), and:
+
+- sets ``YOLO_OFFLINE=1`` (no DNS online check) and ``YOLO_AUTOINSTALL=False`` (no pip runs);
+- points ``YOLO_CONFIG_DIR`` at a project-local folder unless the user chose one, and puts the two
+  TTF fonts Ultralytics asks for there (copies of matplotlib's DejaVu Sans);
+- turns off settings-driven network traffic (analytics ``sync``, logger integrations).
+
+Missing weights or datasets named by bare name are not downloaded: `distil.config` resolves
+paths first and fails with a message that names the file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")
+_NETWORK_SETTINGS = ("sync", "clearml", "comet", "dvc", "mlflow", "raytune", "wandb", "hub")
+
+
+def default_config_dir() -> Path:
+    """Return the project-local Ultralytics config dir: ``<repo>/.config/ultralytics`` in a checkout.
+
+    Outside a source checkout (a plain ``pip install``) it falls back to ``~/.config/distil``.
+    """
+    repo = Path(__file__).resolve().parents[1]
+    if (repo / "pyproject.toml").exists() and os.access(repo, os.W_OK):
+        return repo / ".config" / "ultralytics"
+    return Path.home() / ".config" / "distil" / "ultralytics"
+
+
+def install_fonts(config_dir: Path) -> None:
+    """Place the fonts Ultralytics would otherwise download (``check_font``) into ``config_dir``."""
+    import matplotlib
+
+    source = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    config_dir.mkdir(parents=True, exist_ok=True)
+    for name in FONT_NAMES:
+        target = config_dir / name
+        if not target.exists():
+            shutil.copyfile(source, target)
+
+
+def set_offline_environment() -> Path:
+    """Set the environment variables Ultralytics reads at import time; return the config dir."""
+    os.environ["YOLO_OFFLINE"] = "1"
+    os.environ["YOLO_AUTOINSTALL"] = "False"
+    config_dir = Path(os.environ.setdefault("YOLO_CONFIG_DIR", str(default_config_dir())))
+    install_fonts(config_dir)
+    return config_dir
+
+
+def disable_network_settings() -> None:
+    """Switch off the Ultralytics settings that send data (analytics, experiment trackers)."""
+    from ultralytics.utils import SETTINGS
+
+    wanted = {key: False for key in _NETWORK_SETTINGS if key in SETTINGS and SETTINGS[key] is not False}
+    if wanted:
+        SETTINGS.update(wanted)
+
+
+def patch_imported_ultralytics() -> None:
+    """Apply the offline switches to an Ultralytics that was imported before this module ran.
+
+    Its modules copied ``ONLINE``/``AUTOINSTALL``/``USER_CONFIG_DIR`` at import time, so the
+    environment variables alone no longer reach them.
+    """
+    import sys
+
+    for name in ("ultralytics.utils", "ultralytics.utils.checks", "ultralytics.utils.events"):
+        module = sys.modules.get(name)
+        if module is None:
+            continue
+        for attr, value in (("ONLINE", False), ("AUTOINSTALL", False)):
+            if hasattr(module, attr):
+                setattr(module, attr, value)
+    utils = sys.modules.get("ultralytics.utils")
+    if utils is not None:
+        install_fonts(Path(utils.USER_CONFIG_DIR))
+
+
+def ensure_offline() -> Path:
+    """Make every Ultralytics flow in this process offline; safe to call more than once."""
+    config_dir = set_offline_environment()
+    patch_imported_ultralytics()
+    disable_network_settings()
+    return config_dir

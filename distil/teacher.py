@@ -1,0 +1,63 @@
+"""Load a teacher detector, frozen, from a checkpoint or a model YAML.
+
+Any Ultralytics detector whose head reads a list of feature maps will do: RT-DETR (head
+``RTDETRDecoder``) or YOLO (head ``Detect``). Its classes need not be the dataset's: only its
+features are used, so a COCO-trained teacher can teach a student on any dataset.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from ultralytics.nn.tasks import DetectionModel, RTDETRDetectionModel, load_checkpoint, yaml_model_load
+from ultralytics.utils import LOGGER
+
+from distil.config import resolve_model_file
+
+
+def is_rtdetr_yaml(cfg: dict) -> bool:
+    """Whether a model YAML dict describes an RT-DETR (its head ends in RTDETRDecoder)."""
+    return any("RTDETRDecoder" in str(layer[2]) for layer in cfg.get("head", []))
+
+
+def build_from_yaml(path: str | Path) -> nn.Module:
+    """An untrained detector from a model YAML (RT-DETR or YOLO, chosen by its head)."""
+    cfg = yaml_model_load(resolve_model_file(path, "model"))
+    model_class = RTDETRDetectionModel if is_rtdetr_yaml(cfg) else DetectionModel
+    return model_class(cfg, verbose=False)
+
+
+def load_teacher(source: str | Path | nn.Module) -> nn.Module:
+    """The teacher in fp32, eval mode, with every parameter frozen.
+
+    Args:
+        source: ``.pt`` checkpoint (real use), model ``.yaml`` (random weights: tests only), or a module.
+
+    Raises:
+        TypeError: The model has no head that reads feature maps.
+    """
+    if isinstance(source, nn.Module):
+        model = source
+    elif str(source).endswith(".pt"):
+        model = load_checkpoint(source)[0]
+    else:
+        LOGGER.warning(f"distil: teacher {source} is a YAML: it has random weights and teaches nothing useful")
+        model = build_from_yaml(source)
+    head = model.model[-1]
+    if not isinstance(getattr(head, "f", None), (list, tuple)):
+        raise TypeError(f"teacher {source}: its head {type(head).__name__} does not read feature maps; "
+                        "use an RT-DETR or YOLO detector")
+    model = model.float().eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model
+
+
+def save_teacher_checkpoint(model: nn.Module, path: str | Path) -> Path:
+    """Save a model as a minimal Ultralytics checkpoint that `load_teacher` (and ``YOLO``) can load."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": model, "train_args": {}, "date": None, "version": None}, path)
+    return path

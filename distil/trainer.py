@@ -1,0 +1,152 @@
+"""DistillationTrainer: the Ultralytics DetectionTrainer, with a frozen teacher teaching the student.
+
+Usable exactly like any Ultralytics trainer::
+
+    from ultralytics import YOLO
+    from distil import DistillationTrainer
+
+    YOLO("yolov8s.pt").train(trainer=DistillationTrainer, data="coco.yaml",
+                             distill_model="rtdetr-x.pt", dis=1.0, distill_loss="cwd")
+
+What it changes, and why there:
+
+- `set_model_attributes` wraps the student in `FeatureDistillationModel`. Ultralytics calls it once
+  the model is on its device and before freezing, the AMP check, DDP, the optimizer and the EMA,
+  so the adapters take part in all of them and the teacher is frozen by the base trainer's own
+  ``teacher_model.`` rule.
+- `build_optimizer` sees only the student, the adapters and the loss: the base method would add
+  every parameter of the model, the teacher's too.
+- `setup_model` rebuilds the wrapper when resuming from a ``last.pt`` (the checkpoint holds no
+  teacher; it is loaded again from ``distill_model``).
+- `save_model` also writes the adapters beside the checkpoints; `final_eval` records what
+  happened in ``distill.json``. At the end, Ultralytics itself turns ``best.pt`` and ``last.pt``
+  into the plain student.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+from ultralytics.cfg import get_cfg
+from ultralytics.models.yolo.detect import DetectionTrainer
+from ultralytics.nn.tasks import load_checkpoint
+from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK
+from ultralytics.utils.torch_utils import unwrap_model
+
+from distil.model import FeatureDistillationModel
+from distil.settings import DistillSettings
+
+RECORD_NAME = "distill.json"
+
+
+def training_imgsz(imgsz: int | list[int]) -> int:
+    """The square size, rounded up to a multiple of 32, at which feature shapes are measured."""
+    size = max(imgsz) if isinstance(imgsz, (list, tuple)) else int(imgsz)
+    return max(32, -(-size // 32) * 32)
+
+
+class DistillationTrainer(DetectionTrainer):
+    """Ultralytics detection trainer that distills a frozen teacher's features into the student.
+
+    The distillation settings are Ultralytics config keys (see `distil.settings`): ``distill_model``
+    (teacher ``.pt`` or YAML), ``dis`` (weight), ``distill_loss``, ``distill_teacher_layers``,
+    ``distill_student_layers``, ``distill_mask``, ``distill_mask_bg``, ``distill_tau``.
+    """
+
+    def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None):
+        """Validate the distillation settings first, so a bad value fails before any data is read.
+
+        Raises:
+            ValueError: A distillation setting is missing or invalid.
+            FileNotFoundError: The teacher file does not exist.
+        """
+        early = get_cfg(cfg, overrides)
+        if not early.resume:
+            DistillSettings.from_args(early)
+        super().__init__(cfg, overrides, _callbacks)
+        self.distill_settings = DistillSettings.from_args(self.args)
+        if self.resume and not self.distill_settings.teacher.endswith(".pt"):
+            raise ValueError(
+                f"cannot resume: this run's teacher {self.distill_settings.teacher} is a model YAML, which gets new "
+                "random weights each time it is built; resuming needs a .pt teacher"
+            )
+
+    # model --------------------------------------------------------------------------------
+    @property
+    def distill_model(self) -> FeatureDistillationModel | None:
+        """The wrapper, once built."""
+        model = unwrap_model(self.model) if isinstance(self.model, nn.Module) else None
+        return model if isinstance(model, FeatureDistillationModel) else None
+
+    def set_model_attributes(self) -> None:
+        """Give the student the dataset's names and args, then wrap it with teacher and adapters."""
+        wrapper = self.distill_model
+        student = wrapper.student_model if wrapper else self.model
+        self.model = student
+        super().set_model_attributes()
+        if wrapper is None:
+            wrapper = FeatureDistillationModel(self.distill_settings.teacher, student, self.distill_settings,
+                                               imgsz=training_imgsz(self.args.imgsz))
+        else:
+            wrapper.names, wrapper.nc, wrapper.args = student.names, student.nc, student.args
+        self.model = wrapper
+        self.write_record()
+
+    def setup_model(self):
+        """Resuming from a distillation ``last.pt``: rebuild student, teacher and adapters from it."""
+        if isinstance(self.model, nn.Module) or not str(self.model).endswith(".pt"):
+            return super().setup_model()
+        weights, ckpt = load_checkpoint(self.model)
+        if not isinstance(weights, FeatureDistillationModel):
+            return super().setup_model()
+        LOGGER.info(f"distil: resuming distillation from {self.model} with teacher {self.distill_settings.teacher}")
+        student = self.get_model(cfg=weights.student_model.yaml, weights=weights.student_model, verbose=False)
+        student.args = self.args
+        model = FeatureDistillationModel(self.distill_settings.teacher, student, self.distill_settings,
+                                         imgsz=training_imgsz(self.args.imgsz))
+        model.projector.load_state_dict(weights.projector.state_dict())
+        model.steps = weights.steps
+        model.nonfinite = list(weights.nonfinite)
+        self.model = model
+        return ckpt
+
+    def build_optimizer(self, model, *args, **kwargs):
+        """Optimize the student and the adapters only; the teacher never enters the optimizer."""
+        wrapper = unwrap_model(model)
+        if isinstance(wrapper, FeatureDistillationModel):
+            model = nn.ModuleDict({"student_model": wrapper.student_model, "projector": wrapper.projector,
+                                   "feature_loss": wrapper.feature_loss})
+        return super().build_optimizer(model, *args, **kwargs)
+
+    # records ------------------------------------------------------------------------------
+    def save_model(self) -> bool:
+        """Save checkpoints as usual, and the EMA adapters beside them."""
+        saved = super().save_model()
+        ema = self.ema.ema if self.ema else None
+        if saved and isinstance(ema, FeatureDistillationModel):
+            state = {"state_dict": {k: v.detach().cpu() for k, v in ema.projector.state_dict().items()},
+                     "levels": self.distill_model.describe()["levels"], "epoch": self.epoch}
+            torch.save(state, self.wdir / "adapters_last.pt")
+            if self.best_fitness == self.fitness:
+                torch.save(state, self.wdir / "adapters_best.pt")
+        return saved
+
+    def write_record(self) -> None:
+        """Write ``distill.json``: the distillation as resolved, plus how training went so far."""
+        if RANK not in {-1, 0} or self.distill_model is None:
+            return
+        wrapper = self.distill_model
+        record = {**wrapper.describe(), "imgsz": training_imgsz(self.args.imgsz),
+                  "steps": wrapper.steps, "nonfinite": wrapper.nonfinite,
+                  "weights": {"best": str(self.best), "last": str(self.last),
+                              "adapters": str(self.wdir / "adapters_best.pt")}}
+        Path(self.save_dir).mkdir(parents=True, exist_ok=True)
+        (Path(self.save_dir) / RECORD_NAME).write_text(json.dumps(record, indent=2))
+
+    def final_eval(self) -> None:
+        """Validate ``best.pt`` (now the plain student) as usual, then update ``distill.json``."""
+        super().final_eval()
+        self.write_record()
