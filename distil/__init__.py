@@ -13,10 +13,13 @@ from distil.settings import register_cfg_keys  # noqa: E402
 
 register_cfg_keys()
 
+from distil.config import DistillParams, ParamsError  # noqa: E402
 from distil.data import make_demo_dataset  # noqa: E402
+from distil.experiment import prepare_data, train  # noqa: E402
 from distil.hooks import FeatureTap, layer_table  # noqa: E402
 from distil.losses import LOSSES  # noqa: E402
 from distil.trainer import DistillationTrainer  # noqa: E402
 
-__all__ = ["DistillationTrainer", "FeatureTap", "LOSSES", "layer_table", "make_demo_dataset"]
+__all__ = ["DistillParams", "DistillationTrainer", "FeatureTap", "LOSSES", "ParamsError", "layer_table",
+           "make_demo_dataset", "prepare_data", "train"]
 __version__ = "0.1.0"

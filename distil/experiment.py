@@ -18,6 +18,7 @@ from ultralytics.models.yolo.detect import DetectionTrainer
 from distil.config import DistillParams, Params, ParamsError, resolve_model_file, resolve_path
 from distil.data import make_demo_dataset
 from distil.manifest import write_manifest
+from distil.model import check_student
 from distil.settings import DistillSettings
 from distil.trainer import DistillationTrainer
 
@@ -97,8 +98,9 @@ def train(params: DistillParams | dict | str | Path, **overrides: Any) -> Path:
         model = YOLO(str(last))
         model.train(trainer=trainer, resume=True)
     else:
-        data_yaml = prepare_data(params)
         model = YOLO(str(resolve_model_file(params.student, "student")))
+        check_student(model.model)
+        data_yaml = prepare_data(params)
         model.train(trainer=trainer, **ultralytics_overrides(params, data_yaml))
     run_dir = Path(model.trainer.save_dir)
     write_manifest(run_dir / "manifest.json", params.as_dict(), started, device=model.trainer.device,

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 from ultralytics.nn.distill_model import DistillationModel
+from ultralytics.nn.modules import Detect
 from ultralytics.utils import LOGGER
 from ultralytics.utils.torch_utils import copy_attr
 
@@ -25,6 +26,18 @@ from distil.masks import foreground_weights
 from distil.pairing import LevelPair, pair_layers
 from distil.settings import DistillSettings
 from distil.teacher import load_teacher
+
+
+def check_student(student: nn.Module) -> None:
+    """The student must be a YOLO detector: its head a ``Detect`` (the deployable model).
+
+    Raises:
+        TypeError: Another head (e.g. an RT-DETR decoder), with what to use instead.
+    """
+    head = student.model[-1] if hasattr(student, "model") else None
+    if not isinstance(head, Detect):
+        raise TypeError(f"the student must be a YOLO detector with a Detect head, got head "
+                        f"{type(head).__name__}; use a YOLO model such as yolov8s.yaml or yolov8s.pt")
 
 
 class FeatureDistillationModel(DistillationModel):
@@ -54,6 +67,7 @@ class FeatureDistillationModel(DistillationModel):
             PairingError: The layers cannot be paired.
         """
         nn.Module.__init__(self)  # the base __init__ finds layers through a Detect head only
+        check_student(student)
         device = next(student.parameters()).device
         self.teacher_model = load_teacher(teacher).to(device)
         self.student_model = student

@@ -51,9 +51,22 @@ def set_offline_environment() -> Path:
     """Set the environment variables Ultralytics reads at import time; return the config dir."""
     os.environ["YOLO_OFFLINE"] = "1"
     os.environ["YOLO_AUTOINSTALL"] = "False"
-    config_dir = Path(os.environ.setdefault("YOLO_CONFIG_DIR", str(default_config_dir())))
-    install_fonts(config_dir)
-    return config_dir
+    return Path(os.environ.setdefault("YOLO_CONFIG_DIR", str(default_config_dir())))
+
+
+def patch_ultralytics_flags() -> None:
+    """Apply the offline switches to Ultralytics modules that copied them at import time.
+
+    Needed when Ultralytics was imported before this module ran (``from ultralytics import YOLO``
+    then ``from distil import DistillationTrainer``): the environment no longer reaches it.
+    """
+    import sys
+
+    for name in ("ultralytics.utils", "ultralytics.utils.checks", "ultralytics.utils.events"):
+        module = sys.modules.get(name)
+        for attr in ("ONLINE", "AUTOINSTALL"):
+            if module is not None and hasattr(module, attr):
+                setattr(module, attr, False)
 
 
 def disable_network_settings() -> None:
@@ -65,29 +78,40 @@ def disable_network_settings() -> None:
         SETTINGS.update(wanted)
 
 
-def patch_imported_ultralytics() -> None:
-    """Apply the offline switches to an Ultralytics that was imported before this module ran.
+def offline_amp_check() -> None:
+    """Keep the CUDA AMP check from downloading ``yolo26n.pt``; ``amp`` stays the user's choice.
 
-    Its modules copied ``ONLINE``/``AUTOINSTALL``/``USER_CONFIG_DIR`` at import time, so the
-    environment variables alone no longer reach them.
+    Ultralytics checks AMP by running a small downloaded model. Where that model is not on disk,
+    the check is skipped (as Ultralytics itself does when its download fails) without trying.
     """
-    import sys
+    import ultralytics.engine.trainer as trainer_module
+    from ultralytics.utils import LOGGER, WEIGHTS_DIR
 
-    for name in ("ultralytics.utils", "ultralytics.utils.checks", "ultralytics.utils.events"):
-        module = sys.modules.get(name)
-        if module is None:
-            continue
-        for attr, value in (("ONLINE", False), ("AUTOINSTALL", False)):
-            if hasattr(module, attr):
-                setattr(module, attr, value)
-    utils = sys.modules.get("ultralytics.utils")
-    if utils is not None:
-        install_fonts(Path(utils.USER_CONFIG_DIR))
+    original = trainer_module.check_amp
+    if getattr(original, "distil_offline", False):
+        return
+
+    def check_amp(model, *args, **kwargs):
+        if not (WEIGHTS_DIR / "yolo26n.pt").is_file():
+            LOGGER.warning(f"AMP checks skipped offline: {WEIGHTS_DIR / 'yolo26n.pt'} is not on disk")
+            return True
+        return original(model, *args, **kwargs)
+
+    check_amp.distil_offline = True
+    trainer_module.check_amp = check_amp
 
 
 def ensure_offline() -> Path:
-    """Make every Ultralytics flow in this process offline; safe to call more than once."""
-    config_dir = set_offline_environment()
-    patch_imported_ultralytics()
+    """Make every Ultralytics flow in this process offline; safe to call more than once.
+
+    Returns:
+        The Ultralytics config dir in use (settings, fonts, DDP temp files).
+    """
+    set_offline_environment()
+    import ultralytics.utils
+
+    patch_ultralytics_flags()
+    install_fonts(Path(ultralytics.utils.USER_CONFIG_DIR))
     disable_network_settings()
-    return config_dir
+    offline_amp_check()
+    return Path(ultralytics.utils.USER_CONFIG_DIR)

@@ -124,8 +124,10 @@ class DistillationTrainer(DetectionTrainer):
     # records ------------------------------------------------------------------------------
     def save_model(self) -> bool:
         """Save checkpoints as usual, and the EMA adapters beside them."""
-        saved = super().save_model()
         ema = self.ema.ema if self.ema else None
+        if isinstance(ema, FeatureDistillationModel):  # the checkpoint holds the EMA: keep the step count there
+            ema.steps, ema.nonfinite = self.distill_model.steps, list(self.distill_model.nonfinite)
+        saved = super().save_model()
         if saved and isinstance(ema, FeatureDistillationModel):
             state = {"state_dict": {k: v.detach().cpu() for k, v in ema.projector.state_dict().items()},
                      "levels": self.distill_model.describe()["levels"], "epoch": self.epoch}

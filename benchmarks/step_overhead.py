@@ -1,0 +1,137 @@
+"""What distillation costs per training step, beyond the teacher's unavoidable forward pass.
+
+Measures side by side, in one process, interleaved (so drift hits all three alike):
+
+- ``student``: a plain student training step (forward, detection loss, backward, optimizer step);
+- ``teacher``: the teacher's forward pass as distillation runs it (no grad, up to its last hooked layer);
+- ``distill``: a distillation training step (teacher forward + student step + adapters + feature loss);
+
+and prints ``R = t_distill / (t_student + t_teacher)``: everything above 1 is this project's
+overhead (hooks, adapters, feature loss, masks). Target: R <= 1.05.
+
+    python benchmarks/step_overhead.py                        # rtdetr-x -> yolov8s, 320 and 640, CPU
+    python benchmarks/step_overhead.py --device cuda --batch 16 --imgsz 640 --amp
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+import distil  # noqa: F401  (offline Ultralytics)
+from distil.config import resolve_path
+from distil.hooks import forward_until
+from distil.model import FeatureDistillationModel
+from distil.settings import DistillSettings
+from distil.teacher import build_from_yaml, load_teacher
+from ultralytics.cfg import get_cfg
+
+
+def make_batch(batch: int, imgsz: int, device: torch.device) -> dict:
+    """A training batch with 4 boxes per image, as the Ultralytics dataloader would give."""
+    generator = torch.Generator().manual_seed(0)
+    n = 4 * batch
+    return {
+        "img": torch.rand(batch, 3, imgsz, imgsz, generator=generator).to(device),
+        "cls": torch.randint(0, 3, (n, 1), generator=generator).float().to(device),
+        "bboxes": (torch.rand(n, 4, generator=generator) * 0.4 + torch.tensor([0.3, 0.3, 0.05, 0.05])).to(device),
+        "batch_idx": torch.arange(batch).repeat_interleave(4).float().to(device),
+    }
+
+
+def timed(fn, device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def measure(teacher_cfg: str, student_cfg: str, imgsz: int, batch: int, reps: int, device: torch.device,
+            amp: bool, loss: str, mask: str) -> dict:
+    teacher = load_teacher(build_from_yaml(teacher_cfg)).to(device)
+    student = build_from_yaml(student_cfg).to(device)
+    student.args = get_cfg()
+    settings = DistillSettings(teacher=teacher_cfg, weight=1.0, loss=loss, mask=mask)
+    wrapper = FeatureDistillationModel(teacher, student, settings, imgsz=imgsz).to(device).train()
+    student_optimizer = torch.optim.SGD(student.parameters(), lr=1e-4, momentum=0.9)
+    distill_optimizer = torch.optim.SGD([*student.parameters(), *wrapper.projector.parameters()], lr=1e-4, momentum=0.9)
+    batch_data = make_batch(batch, imgsz, device)
+    last = max(wrapper.teacher_feats_idx)
+    autocast = lambda: torch.autocast(device.type, enabled=amp and device.type == "cuda")  # noqa: E731
+
+    def student_step():
+        with autocast():
+            loss, _ = student.loss(batch_data)
+        loss.sum().backward()
+        student_optimizer.step()
+        student_optimizer.zero_grad(set_to_none=True)
+
+    def teacher_forward():
+        with torch.no_grad(), autocast():
+            forward_until(teacher, batch_data["img"], last)
+
+    def distill_step():
+        with autocast():
+            loss, _ = wrapper.loss(batch_data)
+        loss.sum().backward()
+        distill_optimizer.step()
+        distill_optimizer.zero_grad(set_to_none=True)
+
+    steps = {"student": student_step, "teacher": teacher_forward, "distill": distill_step}
+    for fn in steps.values():  # warm-up
+        fn()
+    times = {name: [] for name in steps}
+    for _ in range(reps):
+        for name, fn in steps.items():
+            times[name].append(timed(fn, device))
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    return {
+        "teacher": teacher_cfg, "student": student_cfg, "imgsz": imgsz, "batch": batch, "reps": reps,
+        "device": str(device), "amp": amp, "loss": loss, "mask": mask, "threads": torch.get_num_threads(),
+        **{f"t_{name}_s": round(value, 4) for name, value in medians.items()},
+        "R": round(medians["distill"] / (medians["student"] + medians["teacher"]), 3),
+        "distill_over_student": round(medians["distill"] / medians["student"], 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--teacher", default="rtdetr-x.yaml")
+    parser.add_argument("--student", default="yolov8s.yaml")
+    parser.add_argument("--imgsz", type=int, nargs="+", default=[320, 640])
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
+    parser.add_argument("--loss", default="mse")
+    parser.add_argument("--mask", default="none")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default="outputs/bench/step_overhead.json")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    rows = []
+    for imgsz in args.imgsz:
+        row = measure(args.teacher, args.student, imgsz, args.batch, args.reps, device, args.amp, args.loss, args.mask)
+        rows.append(row)
+        print(f"{args.teacher} -> {args.student} @ {imgsz}, batch {args.batch}, {device}{' amp' if args.amp else ''}, "
+              f"{row['threads']} threads: student step {row['t_student_s']:.3f}s, teacher forward "
+              f"{row['t_teacher_s']:.3f}s, distill step {row['t_distill_s']:.3f}s -> "
+              f"R = t_distill / (t_student + t_teacher) = {row['R']:.3f}  (distill/student = "
+              f"{row['distill_over_student']:.2f}x)", flush=True)
+    out = resolve_path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rows, indent=2))
+    print(f"written {Path(out)}")
+
+
+if __name__ == "__main__":
+    main()

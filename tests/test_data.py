@@ -1,0 +1,105 @@
+"""The generated demo dataset: layout, determinism, content, recorded faults, and no silent overwrite."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from distil.data import CLASS_NAMES, FAULTS, apply_fault, image_faults, make_demo_dataset, render_scene
+
+
+def digest(root):
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in {".jpg", ".txt"})
+    return hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest(), len(files)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return make_demo_dataset(tmp_path_factory.mktemp("d") / "demo", n_train=120, n_val=30, imgsz=96, seed=7)
+
+
+def test_yolo_layout_with_absolute_paths(dataset):
+    data = yaml.safe_load(dataset.read_text())
+    assert data["names"] == dict(enumerate(CLASS_NAMES)) and data["nc"] == 3
+    for split, count in (("train", 120), ("val", 30)):
+        folder = data[split]
+        assert folder.startswith("/")
+        assert len(list((dataset.parent / "images" / split).glob("*.jpg"))) == count
+        assert len(list((dataset.parent / "labels" / split).glob("*.txt"))) == count
+
+
+def test_labels_are_valid_and_varied(dataset):
+    boxes, per_image = [], []
+    for label in (dataset.parent / "labels" / "train").glob("*.txt"):
+        rows = [list(map(float, line.split())) for line in label.read_text().splitlines()]
+        per_image.append(len(rows))
+        boxes += rows
+    boxes = np.array(boxes)
+    assert set(boxes[:, 0].astype(int)) == {0, 1, 2}
+    assert ((boxes[:, 1:] > 0) & (boxes[:, 1:] <= 1)).all()
+    assert ((boxes[:, 1] - boxes[:, 3] / 2) >= -1e-6).all() and ((boxes[:, 1] + boxes[:, 3] / 2) <= 1 + 1e-6).all()
+    assert boxes[:, 3].max() / boxes[:, 3].min() > 3  # varied sizes
+    assert max(per_image) >= 4 and 0 in per_image  # several objects per image, and empty images
+
+
+def test_faults_are_recorded_in_the_expected_share(dataset):
+    faults = image_faults(dataset)
+    assert len(faults) == 150
+    counts = Counter(faults.values())
+    assert set(counts) == {"none", *FAULTS}
+    assert 0.35 < 1 - counts["none"] / 150 < 0.65  # fault_fraction 0.5
+
+
+def test_same_seed_same_bytes_other_seed_differs(tmp_path):
+    a = make_demo_dataset(tmp_path / "a", n_train=6, n_val=2, imgsz=64, seed=1)
+    b = make_demo_dataset(tmp_path / "b", n_train=6, n_val=2, imgsz=64, seed=1)
+    c = make_demo_dataset(tmp_path / "c", n_train=6, n_val=2, imgsz=64, seed=2)
+    assert digest(a.parent) == digest(b.parent)
+    assert digest(a.parent) != digest(c.parent)
+
+
+def test_existing_dataset_is_reused_and_nothing_else_is_overwritten(tmp_path):
+    first = make_demo_dataset(tmp_path / "d", n_train=4, n_val=2, imgsz=64)
+    stamp = first.stat().st_mtime_ns
+    assert make_demo_dataset(tmp_path / "d", n_train=4, n_val=2, imgsz=64).stat().st_mtime_ns == stamp
+    with pytest.raises(FileExistsError, match="other settings.*overwrite=True"):
+        make_demo_dataset(tmp_path / "d", n_train=5, n_val=2, imgsz=64)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("precious")
+    with pytest.raises(FileExistsError, match="other files"):
+        make_demo_dataset(tmp_path / "mine", n_train=4, n_val=2, imgsz=64)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "precious"
+    replaced = make_demo_dataset(tmp_path / "d", n_train=5, n_val=2, imgsz=64, overwrite=True)
+    assert json.loads((replaced.parent / "dataset.json").read_text())["settings"]["n_train"] == 5
+
+
+def test_bad_settings_are_refused_before_writing(tmp_path):
+    with pytest.raises(ValueError, match="imgsz must be >= 32.*fault_fraction must be within"):
+        make_demo_dataset(tmp_path / "x", imgsz=8, fault_fraction=2.0)
+    assert not (tmp_path / "x").exists()
+
+
+def high_frequency_energy(image):
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    return float(np.abs(cv2.Laplacian(grey, cv2.CV_32F)).mean())
+
+
+def test_each_fault_degrades_the_image_as_named():
+    rng = np.random.default_rng(0)
+    clean, _ = render_scene(rng, 128, 4)
+    faulted = {fault: apply_fault(clean, fault, np.random.default_rng(1)) for fault in FAULTS}
+    assert faulted["underexposed"].mean() < clean.mean() * 0.6
+    assert (255 - faulted["overexposed"].astype(float)).mean() < (255 - clean.astype(float)).mean() * 0.6
+    assert faulted["low_contrast"].std() < clean.std() * 0.6
+    spread = lambda im: np.ptp(im.reshape(-1, 3).mean(0))  # noqa: E731
+    assert spread(faulted["colour_cast"]) > spread(clean) + 20
+    assert high_frequency_energy(faulted["noise"]) > 1.5 * high_frequency_energy(clean)
+    assert high_frequency_energy(faulted["blur"]) < 0.6 * high_frequency_energy(clean)
+    for image in faulted.values():
+        assert image.shape == clean.shape and image.dtype == np.uint8

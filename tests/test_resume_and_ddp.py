@@ -1,0 +1,117 @@
+"""Everything a run needs survives args.yaml, last.pt, resume, and the DDP worker rebuild."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+from ultralytics import YOLO
+from ultralytics.utils.dist import generate_ddp_file
+from ultralytics.utils.patches import torch_load
+
+from distil import DistillationTrainer
+from distil.model import FeatureDistillationModel
+
+from .conftest import distill_overrides
+
+SETTINGS = {"distill_loss": "cwd", "distill_mask": "gt", "distill_tau": 2.0, "dis": 0.5,
+            "distill_teacher_layers": [24, 27], "distill_student_layers": [18, 21]}
+
+
+class Crash(Exception):
+    """Stands for a killed process."""
+
+
+def test_crash_then_resume_continues_with_the_same_distillation(tiny_data, rtdetr_teacher, tmp_path):
+    def crash_after_first_epoch(trainer):
+        if trainer.epoch == 0:
+            raise Crash
+
+    model = YOLO("yolov8n.yaml")
+    model.add_callback("on_fit_epoch_end", crash_after_first_epoch)
+    with pytest.raises(Crash):
+        model.train(trainer=DistillationTrainer, epochs=3,
+                    **distill_overrides(tiny_data, rtdetr_teacher, tmp_path, "resume", **SETTINGS))
+    run = tmp_path / "resume"
+    args = yaml.safe_load((run / "args.yaml").read_text())
+    assert {k: args[k] for k in SETTINGS} == SETTINGS
+    last = run / "weights" / "last.pt"
+    checkpoint = torch_load(last, map_location="cpu", weights_only=False)
+    assert isinstance(checkpoint["ema"], FeatureDistillationModel) and checkpoint["ema"].teacher_model is None
+    assert checkpoint["epoch"] == 0
+
+    seen = {}
+
+    def inspect_resumed_state(trainer):
+        wrapper = trainer.model
+        seen["start_epoch"] = trainer.start_epoch
+        seen["settings"] = wrapper.settings
+        seen["adapters"] = {k: v.clone() for k, v in trainer.ema.ema.projector.state_dict().items()}
+        seen["optimizer"] = copy.deepcopy(trainer.optimizer.state_dict())  # training goes on in place
+        seen["teacher"] = str(trainer.args.distill_model)
+
+    resumed = YOLO(str(last))
+    resumed.add_callback("on_pretrain_routine_end", inspect_resumed_state)
+    resumed.train(trainer=DistillationTrainer, resume=True)
+
+    assert seen["start_epoch"] == 1
+    assert seen["teacher"] == str(rtdetr_teacher)
+    settings = seen["settings"]
+    assert (settings.loss, settings.mask, settings.tau, settings.weight) == ("cwd", "gt", 2.0, 0.5)
+    assert (settings.teacher_layers, settings.student_layers) == ((24, 27), (18, 21))
+    saved_adapters = checkpoint["ema"].projector.state_dict()
+    for key, value in seen["adapters"].items():
+        assert torch.allclose(value, saved_adapters[key].float(), atol=1e-3)
+    saved_state = checkpoint["optimizer"]["state"]
+    resumed_state = seen["optimizer"]["state"]
+    assert saved_state and set(saved_state) == set(resumed_state)
+    some = next(iter(saved_state))
+    assert torch.allclose(resumed_state[some]["exp_avg"].float(), saved_state[some]["exp_avg"].float())
+
+    results = pd.read_csv(run / "results.csv")
+    results.columns = results.columns.str.strip()
+    assert list(results["epoch"]) == [1, 2, 3]
+    assert {"train/dis_p4", "train/dis_p5"} <= set(results.columns) and "train/dis_p3" not in results.columns
+    record = json.loads((run / "distill.json").read_text())
+    assert record["loss"] == "cwd" and [lv["level"] for lv in record["levels"]] == ["p4", "p5"]
+    assert record["steps"] == 6  # 2 steps per epoch over 3 epochs, counted across the resume
+
+
+def test_resume_refuses_a_yaml_teacher(tiny_data, tmp_path):
+    model = YOLO("yolov8n.yaml")
+    model.add_callback("on_fit_epoch_end", lambda trainer: (_ for _ in ()).throw(Crash()))
+    with pytest.raises(Crash):
+        model.train(trainer=DistillationTrainer, epochs=2,
+                    **distill_overrides(tiny_data, "rtdetr-demo.yaml", tmp_path, "yaml-teacher"))
+    with pytest.raises(ValueError, match="cannot resume.*model YAML"):
+        YOLO(str(tmp_path / "yaml-teacher" / "weights" / "last.pt")).train(trainer=DistillationTrainer, resume=True)
+
+
+def test_ddp_worker_script_rebuilds_the_same_trainer(tiny_data, rtdetr_teacher, tmp_path):
+    """Run Ultralytics' generated DDP worker script single-process on CPU: same trainer, same settings."""
+    overrides = distill_overrides(tiny_data, rtdetr_teacher, tmp_path, "ddp", epochs=1, model="yolov8n.yaml",
+                                  **SETTINGS)
+    trainer = DistillationTrainer(overrides=overrides)
+    trainer.model = trainer.get_model(cfg="yolov8n.yaml", verbose=False)  # what Model.train() does before train()
+    script = generate_ddp_file(trainer)
+    state = torch_load(script.replace(".py", ".pt"), map_location="cpu", weights_only=False)
+    assert state["trainer"] is DistillationTrainer
+    assert {k: state["args"][k] for k in SETTINGS} == SETTINGS
+
+    # the worker runs in a fresh interpreter that imports distil only by unpickling the trainer class
+    out = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=600,
+                         cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    run = tmp_path / "ddp"
+    record = json.loads((run / "distill.json").read_text())
+    assert record["loss"] == "cwd" and record["mask"] == "gt" and record["weight"] == 0.5
+    assert [(lv["teacher"]["index"], lv["student"]["index"]) for lv in record["levels"]] == [(24, 18), (27, 21)]
+    results = pd.read_csv(run / "results.csv")
+    assert any("dis_p4" in c for c in results.columns)
+    assert YOLO(str(run / "weights" / "best.pt")).model.__class__.__name__ == "DetectionModel"

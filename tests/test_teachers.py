@@ -1,0 +1,33 @@
+"""A YOLO teacher works too, and `distil.train` drives both the distilled run and its baseline."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+import distil
+
+
+def test_yolo_teacher_distills_into_a_smaller_yolo(tiny_data, yolo_teacher, tmp_path):
+    run = distil.train({"name": "yolo", "data": str(tiny_data), "teacher": str(yolo_teacher),
+                        "student": "yolov8n.yaml", "loss": "pkd", "epochs": 1, "imgsz": 64, "batch": 8,
+                        "device": "cpu", "outputs": str(tmp_path), "plots": False})
+    record = json.loads((run / "distill.json").read_text())
+    assert record["teacher_type"] == "DetectionModel"
+    assert [(lv["adapter"]["in_channels"], lv["adapter"]["out_channels"]) for lv in record["levels"]] == [
+        (64, 128), (128, 256), (256, 512)]
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["params"]["loss"] == "pkd" and manifest["trainer"] == "DistillationTrainer"
+    assert manifest["packages"]["ultralytics"].startswith("8.4") and manifest["wall_time_s"] > 0
+
+
+def test_weight_zero_trains_the_plain_baseline_under_the_same_schedule(tiny_data, tmp_path):
+    run = distil.train({"name": "tiny", "data": str(tiny_data), "teacher": "never/loaded.pt", "distill_weight": 0,
+                        "student": "yolov8n.yaml", "epochs": 1, "imgsz": 64, "batch": 8, "device": "cpu",
+                        "outputs": str(tmp_path), "plots": False})
+    assert run.name == "tiny-baseline"
+    assert not (run / "distill.json").exists()
+    results = pd.read_csv(run / "results.csv")
+    assert not any("dis_" in c for c in results.columns)
+    assert json.loads((run / "manifest.json").read_text())["trainer"] == "DetectionTrainer"
