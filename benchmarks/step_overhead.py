@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import torch
+from ultralytics.cfg import get_cfg
 
 import distil  # noqa: F401  (offline Ultralytics)
 from distil.config import resolve_path
@@ -29,7 +30,6 @@ from distil.hooks import forward_until
 from distil.model import FeatureDistillationModel
 from distil.settings import DistillSettings
 from distil.teacher import build_from_yaml, load_teacher
-from ultralytics.cfg import get_cfg
 
 
 def make_batch(batch: int, imgsz: int, device: torch.device) -> dict:

@@ -16,7 +16,7 @@ import difflib
 import os
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -196,19 +196,22 @@ class Params:
     def require_model(self, key: str, role: str) -> None:
         """Check that the model file in ``key`` can be found, as a `ParamsError` if not."""
         try:
-            resolve_model_file(getattr(self, key), f"{role} ({key})")
+            resolve_model_file(getattr(self, key), f"{role} (parameter {key})")
         except (FileNotFoundError, ValueError) as error:
-            raise ParamsError(str(error)) from None
+            made_here = resolve_path(getattr(self, key)).is_relative_to(self.outputs_dir / "teacher")
+            hint = " Run notebooks/00_teacher.ipynb with the same params to build it." if made_here else ""
+            raise ParamsError(f"{error}{hint}") from None
 
     # locations ----------------------------------------------------------------------------
     @property
     def outputs_dir(self) -> Path:
         return resolve_path(self.outputs)
 
-    @property
-    def demo_data_dir(self) -> Path:
-        """Where the generated dataset for these settings lives (one folder per setting)."""
-        return self.outputs_dir / "data" / f"demo-{self.demo_train}-{self.demo_val}-{self.demo_imgsz}-s{self.seed}"
+    def demo_data_dir(self, n_train: int | None = None) -> Path:
+        """Where the generated dataset lives: one folder per setting. Datasets that differ only in
+        their number of training images share the same validation images (and the first training ones)."""
+        n_train = self.demo_train if n_train is None else n_train
+        return self.outputs_dir / "data" / f"demo-{n_train}-{self.demo_val}-{self.demo_imgsz}-s{self.seed}"
 
     @property
     def ultralytics_device(self) -> str | None:
@@ -220,16 +223,102 @@ class Params:
 
 
 @dataclass
-class DistillParams(Params):
+class ModelParams(Params):
+    """Parameters naming the teacher and the student (the notebooks that load models)."""
+
+    teacher: str = "outputs/teacher/demo/teacher.pt"  # teacher checkpoint (.pt; a model YAML in tests only)
+    student: str = "yolov8s.yaml"  # student .pt or YOLO model YAML
+    teacher_layers: str | list[int] = "auto"  # 'auto' (inputs of the teacher's head) or layer indices
+    student_layers: str | list[int] = "auto"  # 'auto' (inputs of the student's Detect head) or layer indices
+
+
+@dataclass
+class TeacherParams(ModelParams):
+    """Parameters of ``00_teacher``: make sure ``teacher`` exists, training it when asked."""
+
+    teacher_weights: str = ""  # start from this checkpoint (e.g. rtdetr-x.pt); '' trains teacher_model
+    teacher_model: str = "rtdetr-demo.yaml"  # architecture trained from scratch when no weights are given
+    teacher_train: int = 800  # demo data: training images the teacher sees (the student sees demo_train)
+    teacher_encoder_epochs: int = 20  # dense-head pre-training of backbone + encoder (0 skips it)
+    teacher_epochs: int = 10  # RT-DETR epochs (with teacher_weights: 0 uses them as they are)
+    teacher_freeze_encoder: bool = True  # train only the decoder on top of the pre-trained encoder
+    teacher_lr0: float = 0.0002
+    rebuild: bool = False  # train again even if the teacher checkpoint exists (only one distil made)
+
+    def validate(self) -> None:
+        super().validate()
+        for key in ("teacher_train", "teacher_encoder_epochs", "teacher_epochs"):
+            if getattr(self, key) < 0:
+                raise ParamsError(f"parameter {key}={getattr(self, key)} must be >= 0")
+        if not Path(self.teacher).suffix == ".pt":
+            raise ParamsError(f"parameter teacher={self.teacher!r} must be the .pt path where the teacher is kept")
+        if self.teacher_weights:
+            self.require_model("teacher_weights", "teacher start weights")
+        elif self.teacher_epochs < 1 and not resolve_path(self.teacher).exists():
+            raise ParamsError("teacher_epochs=0 needs teacher_weights (a checkpoint to use as is)")
+        else:
+            self.require_model("teacher_model", "teacher architecture")
+
+    @property
+    def teacher_dir(self) -> Path:
+        return self.outputs_dir / "teacher" / self.name
+
+
+@dataclass
+class PreprocessParams(Params):
+    """Parameters of ``01_preprocessing``."""
+
+    enhance: str = "default"  # enhancement pipeline: 'none', 'default' or a pipeline YAML
+    samples: int = 6  # images per grid
+
+
+@dataclass
+class FeatureParams(ModelParams):
+    """Parameters of ``02_teacher_features``."""
+
+    distilled_run: str = "demo-mse"  # a finished run under outputs/runs to compare with ('' for none)
+    samples: int = 3  # images whose feature maps are shown
+
+    def validate(self) -> None:
+        super().validate()
+        self.require_model("teacher", "teacher")
+        self.require_model("student", "student")
+
+
+@dataclass
+class EvalParams(ModelParams):
+    """Parameters of ``04_evaluate``."""
+
+    baseline_run: str = "demo-baseline"  # run folder under outputs/runs trained without distillation
+    distilled_run: str = "demo-mse"  # run folder under outputs/runs trained with distillation
+    speed_reps: int = 20  # timed repetitions per model (after warm-up)
+    samples: int = 4  # images with detections side by side
+
+    def validate(self) -> None:
+        super().validate()
+        self.require_model("teacher", "teacher")
+        for key in ("baseline_run", "distilled_run"):
+            best = self.runs_dir / getattr(self, key) / "weights" / "best.pt"
+            if not best.exists():
+                raise ParamsError(f"parameter {key}={getattr(self, key)!r}: {best} not found; train it with "
+                                  "03_distill first (distill_weight 0 for the baseline)")
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.outputs_dir / "runs"
+
+    @property
+    def eval_dir(self) -> Path:
+        return self.outputs_dir / "eval" / self.name
+
+
+@dataclass
+class DistillParams(ModelParams):
     """Parameters of ``03_distill``: one distillation run (or, with weight 0, its baseline)."""
 
-    teacher: str = "outputs/teacher/demo/weights/best.pt"  # teacher .pt (or model YAML, tests only)
-    student: str = "yolov8s.yaml"  # student .pt or YOLO model YAML
     epochs: int = 30
     loss: str = "mse"  # feature loss: a name from distil.losses.LOSSES
     distill_weight: float = 1.0  # weight of the feature loss; 0 trains the plain baseline
-    teacher_layers: str | list[int] = "auto"  # 'auto' or teacher layer indices
-    student_layers: str | list[int] = "auto"  # 'auto' or student layer indices
     distill_mask: str = "none"  # 'none' or 'gt' (weight positions inside ground-truth boxes)
     mask_bg: float = 0.1  # weight of background positions under distill_mask 'gt'
     cwd_tau: float = 1.0  # temperature of the 'cwd' loss

@@ -8,10 +8,12 @@ returns the Ultralytics run directory, to which it adds a ``manifest.json``.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from ultralytics import YOLO
 from ultralytics.models.yolo.detect import DetectionTrainer
 
@@ -23,11 +25,17 @@ from distil.settings import DistillSettings
 from distil.trainer import DistillationTrainer
 
 
+def use_all_cpu_cores(trainer) -> None:
+    """Callback: train on every core. Ultralytics leaves one free, which halves speed on a 2-core CPU."""
+    if trainer.device.type == "cpu":
+        torch.set_num_threads(os.cpu_count() or 1)
+
+
 def prepare_data(params: Params) -> Path:
     """The ``data.yaml`` to train on: the generated demo dataset (built once, then reused) or the user's."""
     if params.data != "demo":
         return resolve_path(params.data)
-    return make_demo_dataset(params.demo_data_dir, params.demo_train, params.demo_val, params.demo_imgsz,
+    return make_demo_dataset(params.demo_data_dir(), params.demo_train, params.demo_val, params.demo_imgsz,
                              seed=params.seed)
 
 
@@ -96,11 +104,13 @@ def train(params: DistillParams | dict | str | Path, **overrides: Any) -> Path:
         if not last.exists():
             raise ParamsError(f"resume=True but {last} does not exist: nothing to resume")
         model = YOLO(str(last))
+        model.add_callback("on_train_start", use_all_cpu_cores)
         model.train(trainer=trainer, resume=True)
     else:
         model = YOLO(str(resolve_model_file(params.student, "student")))
         check_student(model.model)
         data_yaml = prepare_data(params)
+        model.add_callback("on_train_start", use_all_cpu_cores)
         model.train(trainer=trainer, **ultralytics_overrides(params, data_yaml))
     run_dir = Path(model.trainer.save_dir)
     write_manifest(run_dir / "manifest.json", params.as_dict(), started, device=model.trainer.device,

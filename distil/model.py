@@ -166,7 +166,7 @@ class FeatureDistillationModel(DistillationModel):
     def report_nonfinite(self, pair: LevelPair, value: torch.Tensor) -> None:
         """Record and log a NaN/Inf feature loss; the caller drops it so the student stays finite."""
         event = {"step": self.steps, "level": pair.name, "teacher_layer": pair.teacher.index,
-                 "student_layer": pair.student.index, "value": float(value)}
+                 "student_layer": pair.student.index, "value": float(value.detach())}
         self.nonfinite.append(event)
         LOGGER.warning(f"distil: non-finite {self.settings.loss} loss ({event['value']}) at step {self.steps}, "
                        f"level {pair.name} (teacher layer {pair.teacher.index}, student layer "

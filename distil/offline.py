@@ -92,7 +92,8 @@ def offline_amp_check() -> None:
         return
 
     def check_amp(model, *args, **kwargs):
-        if not (WEIGHTS_DIR / "yolo26n.pt").is_file():
+        on_cuda = next(model.parameters()).device.type == "cuda"  # elsewhere Ultralytics decides without a model
+        if on_cuda and not (WEIGHTS_DIR / "yolo26n.pt").is_file():
             LOGGER.warning(f"AMP checks skipped offline: {WEIGHTS_DIR / 'yolo26n.pt'} is not on disk")
             return True
         return original(model, *args, **kwargs)

@@ -113,7 +113,8 @@ def pair_layers(
                    f"{len(student_infos)} student levels {[s.index for s in student_infos]}")
     for t, s in zip(teacher_infos, student_infos):
         if t.stride != s.stride:
-            raise fail(f"teacher layer {t.index} has stride {t.stride} but student layer {s.index} has stride {s.stride}")
+            raise fail(f"teacher layer {t.index} has stride {t.stride} but student layer {s.index} "
+                       f"has stride {s.stride}")
     if len({s.index for s in student_infos}) != len(student_infos):
         raise fail(f"student layers {[s.index for s in student_infos]} repeat an index")
     return [LevelPair(t, s) for t, s in zip(teacher_infos, student_infos)]

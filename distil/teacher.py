@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from ultralytics import RTDETR, YOLO
 from ultralytics.nn.tasks import DetectionModel, RTDETRDetectionModel, load_checkpoint, yaml_model_load
 from ultralytics.utils import LOGGER
 
@@ -61,3 +62,12 @@ def save_teacher_checkpoint(model: nn.Module, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"model": model, "train_args": {}, "date": None, "version": None}, path)
     return path
+
+
+def detector(path: str | Path) -> YOLO | RTDETR:
+    """The Ultralytics model wrapper that fits a checkpoint or YAML (RT-DETR needs its own validator)."""
+    if str(path).endswith(".pt"):
+        is_rtdetr = isinstance(load_checkpoint(path)[0], RTDETRDetectionModel)
+    else:
+        is_rtdetr = is_rtdetr_yaml(yaml_model_load(resolve_model_file(path, "model")))
+    return (RTDETR if is_rtdetr else YOLO)(str(path))

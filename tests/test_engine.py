@@ -30,7 +30,8 @@ def test_teacher_is_frozen_bit_identical_and_in_eval_mode(distilled_run):
 def test_student_and_adapters_were_trained(distilled_run):
     wrapper = distilled_run.model
     student = wrapper.student_model.state_dict()
-    moved = [k for k, v in distilled_run.initial_student.items() if v.is_floating_point() and not torch.equal(v, student[k])]
+    moved = [k for k, v in distilled_run.initial_student.items()
+             if v.is_floating_point() and not torch.equal(v, student[k])]
     assert len(moved) > len(student) // 2
     adapters = wrapper.projector.state_dict()
     assert all(not torch.equal(v, adapters[k]) for k, v in distilled_run.adapters_before.items())

@@ -67,7 +67,7 @@ def test_rtdetr_student_is_refused():
     ({"epochs": "3"}, "epochs='3' has type str; expected int"),
     ({"distill_weight": True}, "distill_weight=True has type bool; expected float"),
     ({"epochs": 0}, "epochs=0 must be >= 1"),
-    ({"teacher": "nowhere/teacher.pt"}, "teacher \\(teacher\\) checkpoint 'nowhere/teacher.pt' not found"),
+    ({"teacher": "nowhere/teacher.pt"}, "teacher \\(parameter teacher\\) checkpoint 'nowhere/teacher.pt' not found"),
     ({"student": "yolov99z.yaml"}, "not an Ultralytics model YAML"),
     ({"data": "nowhere/data.yaml"}, "expected 'demo' or an existing YOLO data.yaml"),
     ({"loss": "l1"}, "distill_loss='l1' is not a known feature loss"),
@@ -96,7 +96,8 @@ def test_nonfinite_feature_loss_is_skipped_and_reported():
     student.args = get_cfg()  # the loss reads its gains from the (default) training args
     model = FeatureDistillationModel(teacher, student, DistillSettings(teacher="t.pt", weight=1.0), imgsz=64).train()
     batch = {"img": torch.rand(2, 3, 64, 64), "cls": torch.tensor([[0.0], [1.0]]),
-             "bboxes": torch.tensor([[0.5, 0.5, 0.3, 0.3], [0.3, 0.3, 0.2, 0.2]]), "batch_idx": torch.tensor([0.0, 1.0])}
+             "bboxes": torch.tensor([[0.5, 0.5, 0.3, 0.3], [0.3, 0.3, 0.2, 0.2]]),
+             "batch_idx": torch.tensor([0.0, 1.0])}
     loss, items = model.loss(batch)
     assert torch.isfinite(loss).all()
     assert float(items["dis_p5"]) == 0.0 and float(items["dis_p3"]) > 0

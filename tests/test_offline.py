@@ -49,6 +49,7 @@ def test_training_validation_and_prediction_make_no_network_attempt(tiny_data, r
     assert out.returncode == 0, out.stderr[-4000:]
     line = next(line for line in out.stdout.splitlines() if line.startswith("ATTEMPTS="))
     assert json.loads(line.removeprefix("ATTEMPTS=")) == []
-    assert (tmp_path / "fresh-config" / "Ultralytics" / "Arial.ttf").exists()  # the font Ultralytics would have downloaded
+    # the font Ultralytics would have downloaded
+    assert (tmp_path / "fresh-config" / "Ultralytics" / "Arial.ttf").exists()
     assert (tmp_path / "runs" / "guard-cwd" / "weights" / "best.pt").exists()
     assert any((tmp_path / "plain").glob("*.png")) or any((tmp_path / "plain").glob("*.jpg"))
