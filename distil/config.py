@@ -118,6 +118,7 @@ class Params:
     demo_train: int = 400  # demo dataset: training images
     demo_val: int = 100  # demo dataset: validation images
     demo_imgsz: int = 160  # demo dataset: image side in pixels
+    enhance: str = "none"  # enhancement applied to every image models see: 'none', 'default' or a pipeline YAML
 
     registry: ClassVar[list[type[Params]]] = []
 
@@ -187,6 +188,9 @@ class Params:
             raise ParamsError("parameters workers and seed must be >= 0")
         if not self.name or "/" in self.name or self.name in {".", ".."}:
             raise ParamsError(f"parameter name={self.name!r} must be a plain folder name")
+        if self.enhance not in {"none", "default"} and not resolve_path(self.enhance).exists():
+            raise ParamsError(f"parameter enhance={self.enhance!r} is not 'none', 'default' or an existing pipeline "
+                              f"YAML (looked at {resolve_path(self.enhance)})")
         if self.data != "demo":
             path = resolve_path(self.data)
             if path.suffix not in {".yaml", ".yml"} or not path.exists():
@@ -268,7 +272,8 @@ class TeacherParams(ModelParams):
 class PreprocessParams(Params):
     """Parameters of ``01_preprocessing``."""
 
-    enhance: str = "default"  # enhancement pipeline: 'none', 'default' or a pipeline YAML
+    explore_pipeline: str = "default"  # the pipeline shown: 'default' or a pipeline YAML
+    explore_image: int = 0  # index (among validation images) of the image tuned live with sliders
     samples: int = 6  # images per grid
 
 

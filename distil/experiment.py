@@ -2,7 +2,7 @@
 
 ``distil.train(params)`` is what ``03_distill`` calls: it resolves the dataset (generating the
 demo data when asked), then trains through Ultralytics with `DistillationTrainer` (or the plain
-`DetectionTrainer` when ``distill_weight`` is 0, the baseline under the identical schedule), and
+`EnhancedDetectionTrainer` when ``distill_weight`` is 0, the baseline under the identical schedule), and
 returns the Ultralytics run directory, to which it adds a ``manifest.json``.
 """
 
@@ -15,10 +15,10 @@ from typing import Any
 
 import torch
 from ultralytics import YOLO
-from ultralytics.models.yolo.detect import DetectionTrainer
 
 from distil.config import DistillParams, Params, ParamsError, resolve_model_file, resolve_path
 from distil.data import make_demo_dataset
+from distil.enhanced_data import EnhancedDetectionTrainer
 from distil.manifest import write_manifest
 from distil.model import check_student
 from distil.settings import DistillSettings
@@ -58,6 +58,7 @@ def ultralytics_overrides(params: DistillParams, data_yaml: Path) -> dict[str, A
         "close_mosaic": params.close_mosaic,
         "fraction": params.fraction,
         "plots": params.plots,
+        "enhance": params.enhance,
         "project": str(params.runs_dir),
         "name": params.run_name,
         "exist_ok": True,
@@ -99,7 +100,7 @@ def train(params: DistillParams | dict | str | Path, **overrides: Any) -> Path:
             raise ParamsError(str(error)) from None
     run_dir = params.runs_dir / params.run_name
     last = run_dir / "weights" / "last.pt"
-    trainer = DistillationTrainer if params.distilling else DetectionTrainer
+    trainer = DistillationTrainer if params.distilling else EnhancedDetectionTrainer
     if params.resume:
         if not last.exists():
             raise ParamsError(f"resume=True but {last} does not exist: nothing to resume")

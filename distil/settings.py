@@ -26,14 +26,19 @@ DISTILL_KEYS: dict[str, tuple[Any, str]] = {
     "distill_mask_bg": (0.1, "weight of background positions when distill_mask is 'gt', in [0, 1]"),
     "distill_tau": (1.0, "temperature of the 'cwd' loss"),
 }
+# Not distillation, but a key of ours too: the enhancement pipeline applied to every loaded image.
+EXTRA_KEYS: dict[str, tuple[Any, str]] = {
+    **DISTILL_KEYS,
+    "enhance": ("none", "enhancement of every image: 'none', 'default' or a pipeline YAML (distil.preprocess)"),
+}
 MASKS = ("none", "gt")
 
 
 def register_cfg_keys() -> None:
-    """Add the distillation keys to Ultralytics' default config (idempotent)."""
+    """Add our keys to Ultralytics' default config (idempotent)."""
     from ultralytics.utils import DEFAULT_CFG, DEFAULT_CFG_DICT
 
-    for key, (default, _) in DISTILL_KEYS.items():
+    for key, (default, _) in EXTRA_KEYS.items():
         if key not in DEFAULT_CFG_DICT:
             DEFAULT_CFG_DICT[key] = default
             setattr(DEFAULT_CFG, key, default)

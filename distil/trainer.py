@@ -31,11 +31,11 @@ from pathlib import Path
 import torch
 from torch import nn
 from ultralytics.cfg import get_cfg
-from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.nn.tasks import load_checkpoint
 from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK
 from ultralytics.utils.torch_utils import unwrap_model
 
+from distil.enhanced_data import EnhancedDetectionTrainer
 from distil.model import FeatureDistillationModel
 from distil.settings import DistillSettings
 
@@ -48,12 +48,13 @@ def training_imgsz(imgsz: int | list[int]) -> int:
     return max(32, -(-size // 32) * 32)
 
 
-class DistillationTrainer(DetectionTrainer):
+class DistillationTrainer(EnhancedDetectionTrainer):
     """Ultralytics detection trainer that distills a frozen teacher's features into the student.
 
     The distillation settings are Ultralytics config keys (see `distil.settings`): ``distill_model``
     (teacher ``.pt`` or YAML), ``dis`` (weight), ``distill_loss``, ``distill_teacher_layers``,
-    ``distill_student_layers``, ``distill_mask``, ``distill_mask_bg``, ``distill_tau``.
+    ``distill_student_layers``, ``distill_mask``, ``distill_mask_bg``, ``distill_tau``; and
+    ``enhance``, the enhancement pipeline applied to every image (see `distil.enhanced_data`).
     """
 
     def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None):

@@ -30,4 +30,4 @@ def test_weight_zero_trains_the_plain_baseline_under_the_same_schedule(tiny_data
     assert not (run / "distill.json").exists()
     results = pd.read_csv(run / "results.csv")
     assert not any("dis_" in c for c in results.columns)
-    assert json.loads((run / "manifest.json").read_text())["trainer"] == "DetectionTrainer"
+    assert json.loads((run / "manifest.json").read_text())["trainer"] == "EnhancedDetectionTrainer"
