@@ -75,6 +75,12 @@ def per_colour_image(step: Callable[..., np.ndarray]) -> Callable[..., np.ndarra
     return run
 
 
+def channel_percentile(image: np.ndarray, channel: int, percentile: float) -> float:
+    """A channel's percentile from its histogram (much faster than sorting the pixels)."""
+    counts = cv2.calcHist([image], [channel], None, [256], [0, 256]).ravel()
+    return float(np.searchsorted(np.cumsum(counts), percentile / 100.0 * counts.sum()))
+
+
 def luminance(image: np.ndarray) -> np.ndarray:
     """Lightness channel (0..255) of a grayscale or BGR image."""
     return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
@@ -97,11 +103,10 @@ def white_balance(image: np.ndarray, method: str = "gray_world", percentile: flo
     """
     if image.ndim == 2:
         return image.copy()
-    pixels = image.reshape(-1, 3).astype(np.float32)
     if method == "gray_world":
-        reference = pixels.mean(0)
+        reference = np.array(cv2.mean(image)[:3])
     elif method == "white_patch":
-        reference = np.percentile(pixels, percentile, axis=0)
+        reference = np.array([channel_percentile(image, c, percentile) for c in range(3)])
     else:
         raise ValueError(f"white_balance method {method!r} is not 'gray_world' or 'white_patch'")
     gains = reference.mean() / np.maximum(reference, 1.0)
@@ -179,11 +184,12 @@ def sharpen(image: np.ndarray, amount: float = 0.8, radius: float = 2.0, thresho
 
     The threshold leaves flat areas (and their noise) alone.
     """
-    source = image.astype(np.float32)
-    detail = source - cv2.GaussianBlur(source, (0, 0), float(radius))
+    blurred = cv2.GaussianBlur(image, (0, 0), float(radius))
+    sharp = cv2.addWeighted(image, 1.0 + float(amount), blurred, -float(amount), 0)  # saturating uint8
     if threshold > 0:
-        detail[np.abs(detail) < threshold] = 0
-    return np.clip(source + float(amount) * detail + 0.5, 0, 255).astype(np.uint8)
+        flat = cv2.absdiff(image, blurred) < threshold
+        sharp[flat] = image[flat]
+    return sharp
 
 
 STEPS: dict[str, Callable[..., np.ndarray]] = {
