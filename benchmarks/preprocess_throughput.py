@@ -70,7 +70,8 @@ def main() -> None:
               f"YOLOv8s inference at 640: {student * 1e3:.1f} ms")
         print(f"{'step':<18}{'ms':>9}{'images/s':>11}{'x copy':>10}{'x student':>11}")
         for name, seconds in timings.items():
-            print(f"{name:<18}{seconds * 1e3:>9.2f}{1 / seconds:>11.1f}{seconds / floor:>10.0f}{seconds / student:>11.3f}")
+            print(f"{name:<18}{seconds * 1e3:>9.2f}{1 / seconds:>11.1f}{seconds / floor:>10.0f}"
+                  f"{seconds / student:>11.3f}")
             rows.append({"size": f"{width}x{height}", "step": name, "ms": round(seconds * 1e3, 3),
                          "images_per_s": round(1 / seconds, 1), "x_copy": round(seconds / floor, 1),
                          "x_student_inference": round(seconds / student, 4),

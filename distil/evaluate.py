@@ -1,0 +1,137 @@
+"""Compare detectors on one validation set: accuracy (Ultralytics validator), size, compute, speed.
+
+`evaluate` returns one row per model. Accuracy comes from the Ultralytics validator (never our
+own mAP); speed is the median of repeated forward passes after warm-up, batch 1, on one device,
+so models are timed alike; for students it adds the share of the teacher-baseline gap that
+distillation closed, ``(student - baseline) / (teacher - baseline)`` on mAP50-95.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+from ultralytics.nn.tasks import RTDETRDetectionModel
+from ultralytics.utils.torch_utils import get_flops, select_device
+
+from distil.enhanced_data import EnhancedDetectionValidator, EnhancedRTDETRValidator
+from distil.teacher import detector
+
+METRIC_COLUMNS = ["mAP50", "mAP50-95", "precision", "recall"]
+
+
+def timed_forward_ms(model: torch.nn.Module, imgsz: int, device: torch.device, reps: int) -> float:
+    """Median milliseconds of one forward pass (batch 1, model only, post-processing excluded)."""
+    x = torch.rand(1, 3, imgsz, imgsz, device=device)
+    with torch.inference_mode():
+        for _ in range(3):
+            model(x)
+        times = []
+        for _ in range(reps):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            model(x)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def dataset_names(data: str | Path) -> dict[int, str]:
+    names = yaml.safe_load(Path(data).read_text())["names"]
+    return dict(enumerate(names)) if isinstance(names, list) else {int(k): v for k, v in names.items()}
+
+
+def validate_one(path: Path, data: Path, imgsz: int, batch: int, device: str | None, enhance: str):
+    """Ultralytics validation of one checkpoint; None when its classes are not the dataset's."""
+    wrapper = detector(path)
+    if dict(wrapper.names) != dataset_names(data):
+        return wrapper, None
+    is_rtdetr = isinstance(wrapper.model, RTDETRDetectionModel)
+    validator = EnhancedRTDETRValidator if is_rtdetr else EnhancedDetectionValidator
+    metrics = wrapper.val(data=str(data), imgsz=imgsz, batch=batch, device=device, plots=False, verbose=False,
+                          validator=validator, enhance=enhance, project=str(Path(path).parent), name="eval",
+                          exist_ok=True)
+    return wrapper, metrics
+
+
+def evaluate(
+    models: Mapping[str, str | Path],
+    data: str | Path,
+    imgsz: int,
+    batch: int = 16,
+    device: str | None = None,
+    enhance: str = "none",
+    speed_reps: int = 20,
+    teacher: str = "teacher",
+    baseline: str = "baseline",
+) -> pd.DataFrame:
+    """Evaluate checkpoints on the validation split of ``data``.
+
+    Args:
+        models: Label -> checkpoint, in display order, e.g. ``{"teacher": ..., "baseline": ..., "distilled": ...}``.
+        data: YOLO ``data.yaml``.
+        imgsz: Validation and timing image size.
+        batch: Validation batch size.
+        device: Ultralytics device string (None: GPU if present).
+        enhance: Enhancement pipeline applied to the images (as in training).
+        speed_reps: Timed forward passes per model after warm-up.
+        teacher: Label of the teacher row (for the gap).
+        baseline: Label of the no-distillation student row (for the gap).
+
+    Returns:
+        One row per model: checkpoint, type, mAP50, mAP50-95, precision, recall, params, GFLOPs,
+        ms_per_image, gap_closed (students other than the baseline). ``df.attrs`` holds
+        ``per_class`` (a second table: AP50 and AP50-95 per class and model), ``curves``
+        (precision-recall curves per model) and ``device``.
+        A model whose classes differ from the dataset's (say a COCO teacher) gets no accuracy.
+    """
+    rows, per_class, curves = [], [], {}
+    torch_device = select_device(device or "", verbose=False)
+    for label, path in models.items():
+        path = Path(path)
+        wrapper, metrics = validate_one(path, Path(data), imgsz, batch, device, enhance)
+        network = wrapper.model.float().eval().to(torch_device)
+        row = {"model": label, "checkpoint": str(path), "type": type(network).__name__}
+        if metrics is not None:
+            box = metrics.box
+            row.update({"mAP50": float(box.map50), "mAP50-95": float(box.map), "precision": float(box.mp),
+                        "recall": float(box.mr)})
+            for i, cls in enumerate(box.ap_class_index):
+                per_class.append({"model": label, "class": metrics.names[int(cls)], "AP50": float(box.ap50[i]),
+                                  "AP50-95": float(box.ap[i])})
+            recall, precision = box.curves_results[0][:2]
+            curves[label] = {"recall": np.asarray(recall), "precision": np.asarray(precision).mean(0)}
+        else:
+            row.update(dict.fromkeys(METRIC_COLUMNS, math.nan))
+        row["params"] = sum(p.numel() for p in network.parameters())
+        row["GFLOPs"] = round(float(get_flops(network, imgsz)), 3)
+        row["ms_per_image"] = round(timed_forward_ms(network, imgsz, torch_device, speed_reps), 2)
+        rows.append(row)
+    table = pd.DataFrame(rows).set_index("model")
+    table["gap_closed"] = gap_closed(table, teacher, baseline)
+    table.attrs.update({"per_class": pd.DataFrame(per_class), "curves": curves, "device": str(torch_device),
+                        "imgsz": imgsz, "enhance": enhance})
+    return table
+
+
+def gap_closed(table: pd.DataFrame, teacher: str, baseline: str, metric: str = "mAP50-95") -> pd.Series:
+    """``(student - baseline) / (teacher - baseline)`` per student row; NaN elsewhere or without a gap."""
+    result = pd.Series(math.nan, index=table.index)
+    if teacher not in table.index or baseline not in table.index:
+        return result
+    gap = table.loc[teacher, metric] - table.loc[baseline, metric]
+    if not np.isfinite(gap) or abs(gap) < 1e-9:
+        return result
+    for label in table.index:
+        if label not in {teacher, baseline}:
+            result[label] = (table.loc[label, metric] - table.loc[baseline, metric]) / gap
+    return result
