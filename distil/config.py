@@ -58,12 +58,13 @@ def resolve_model_file(spec: str | Path, role: str) -> Path:
     path = Path(spec).expanduser()
     if path.suffix not in {".pt", ".yaml", ".yml"}:
         raise ValueError(f"{role} {str(spec)!r} must be a .pt checkpoint or a model .yaml file")
-    for candidate in (path, resolve_path(path)):
+    candidates = list(dict.fromkeys([path.resolve(), resolve_path(path)]))  # the cwd, then the project root
+    for candidate in candidates:
         if candidate.exists():
-            return candidate.resolve()
+            return candidate
     if path.suffix == ".pt":
         raise FileNotFoundError(
-            f"{role} checkpoint {str(spec)!r} not found (looked at {path.resolve()} and {resolve_path(path)}). "
+            f"{role} checkpoint {str(spec)!r} not found (looked at {' and '.join(map(str, candidates))}). "
             "distil never downloads weights: copy the checkpoint to this machine and give its path."
         )
     shipped = Path(__file__).parent / "cfg" / path.name
@@ -119,6 +120,7 @@ class Params:
     demo_val: int = 100  # demo dataset: validation images
     demo_imgsz: int = 160  # demo dataset: image side in pixels
     enhance: str = "none"  # enhancement applied to every image models see: 'none', 'default' or a pipeline YAML
+    rebuild: bool = False  # redo work whose result exists (a teacher, a finished run) instead of reusing it
 
     registry: ClassVar[list[type[Params]]] = []
 
@@ -202,9 +204,7 @@ class Params:
         try:
             resolve_model_file(getattr(self, key), f"{role} (parameter {key})")
         except (FileNotFoundError, ValueError) as error:
-            made_here = resolve_path(getattr(self, key)).is_relative_to(self.outputs_dir / "teacher")
-            hint = " Run notebooks/00_teacher.ipynb with the same params to build it." if made_here else ""
-            raise ParamsError(f"{error}{hint}") from None
+            raise ParamsError(str(error)) from None
 
     # locations ----------------------------------------------------------------------------
     @property
@@ -230,10 +230,37 @@ class Params:
 class ModelParams(Params):
     """Parameters naming the teacher and the student (the notebooks that load models)."""
 
-    teacher: str = "outputs/teacher/demo/teacher.pt"  # teacher checkpoint (.pt; a model YAML in tests only)
+    teacher: str = "auto"  # teacher .pt; 'auto' is the one 00_teacher keeps in outputs/teacher/<name>/teacher.pt
     student: str = "yolov8s.yaml"  # student .pt or YOLO model YAML
     teacher_layers: str | list[int] = "auto"  # 'auto' (inputs of the teacher's head) or layer indices
     student_layers: str | list[int] = "auto"  # 'auto' (inputs of the student's Detect head) or layer indices
+    loss: str = "mse"  # feature loss: a name from distil.losses.LOSSES (also names the run: <name>-<loss>)
+
+    @property
+    def teacher_path(self) -> Path:
+        """The teacher checkpoint: as given, or the one 00_teacher keeps for this name."""
+        if self.teacher == "auto":
+            return self.outputs_dir / "teacher" / self.name / "teacher.pt"
+        return resolve_path(self.teacher) if Path(self.teacher).suffix == ".pt" else Path(self.teacher)
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.outputs_dir / "runs"
+
+    def run_dir(self, run: str, baseline: bool = False) -> Path:
+        """A run folder under outputs/runs; ``'auto'`` names it ``<name>-<loss>`` or ``<name>-baseline``."""
+        if run in ("auto", ""):
+            run = f"{self.name}-baseline" if baseline else f"{self.name}-{self.loss}"
+        return self.runs_dir / run
+
+    def require_teacher(self) -> None:
+        """Check that the teacher can be found, with a hint to run 00_teacher when it is ours to make."""
+        try:
+            resolve_model_file(self.teacher_path if self.teacher == "auto" else self.teacher,
+                               "teacher (parameter teacher)")
+        except (FileNotFoundError, ValueError) as error:
+            hint = " Run notebooks/00_teacher.ipynb with the same params to build it." if self.teacher == "auto" else ""
+            raise ParamsError(f"{error}{hint}") from None
 
 
 @dataclass
@@ -247,18 +274,18 @@ class TeacherParams(ModelParams):
     teacher_epochs: int = 10  # RT-DETR epochs (with teacher_weights: 0 uses them as they are)
     teacher_freeze_encoder: bool = True  # train only the decoder on top of the pre-trained encoder
     teacher_lr0: float = 0.0002
-    rebuild: bool = False  # train again even if the teacher checkpoint exists (only one distil made)
 
     def validate(self) -> None:
         super().validate()
         for key in ("teacher_train", "teacher_encoder_epochs", "teacher_epochs"):
             if getattr(self, key) < 0:
                 raise ParamsError(f"parameter {key}={getattr(self, key)} must be >= 0")
-        if not Path(self.teacher).suffix == ".pt":
-            raise ParamsError(f"parameter teacher={self.teacher!r} must be the .pt path where the teacher is kept")
+        if self.teacher_path.suffix != ".pt":
+            raise ParamsError(f"parameter teacher={self.teacher!r} must be 'auto' or the .pt path where the teacher "
+                              "is kept")
         if self.teacher_weights:
             self.require_model("teacher_weights", "teacher start weights")
-        elif self.teacher_epochs < 1 and not resolve_path(self.teacher).exists():
+        elif self.teacher_epochs < 1 and not self.teacher_path.exists():
             raise ParamsError("teacher_epochs=0 needs teacher_weights (a checkpoint to use as is)")
         else:
             self.require_model("teacher_model", "teacher architecture")
@@ -281,12 +308,12 @@ class PreprocessParams(Params):
 class FeatureParams(ModelParams):
     """Parameters of ``02_teacher_features``."""
 
-    distilled_run: str = "demo-mse"  # a finished run under outputs/runs to compare with ('' for none)
+    distilled_run: str = "auto"  # a distillation run under outputs/runs to compare with ('auto': <name>-<loss>)
     samples: int = 3  # images whose feature maps are shown
 
     def validate(self) -> None:
         super().validate()
-        self.require_model("teacher", "teacher")
+        self.require_teacher()
         self.require_model("student", "student")
 
 
@@ -294,27 +321,28 @@ class FeatureParams(ModelParams):
 class EvalParams(ModelParams):
     """Parameters of ``04_evaluate``."""
 
-    baseline_run: str = "demo-baseline"  # run folder under outputs/runs trained without distillation
-    distilled_run: str = "demo-mse"  # run folder under outputs/runs trained with distillation
+    baseline_run: str = "auto"  # run trained without distillation ('auto': <name>-baseline)
+    distilled_run: str = "auto"  # run trained with distillation ('auto': <name>-<loss>)
     speed_reps: int = 20  # timed repetitions per model (after warm-up)
     samples: int = 4  # images with detections side by side
 
     def validate(self) -> None:
         super().validate()
-        self.require_model("teacher", "teacher")
-        for key in ("baseline_run", "distilled_run"):
-            best = self.runs_dir / getattr(self, key) / "weights" / "best.pt"
-            if not best.exists():
-                raise ParamsError(f"parameter {key}={getattr(self, key)!r}: {best} not found; train it with "
-                                  "03_distill first (distill_weight 0 for the baseline)")
-
-    @property
-    def runs_dir(self) -> Path:
-        return self.outputs_dir / "runs"
+        self.require_teacher()
+        for label, path in self.models().items():
+            if label != "teacher" and not path.exists():
+                raise ParamsError(f"the {label} run's {path} was not found; train it with 03_distill first "
+                                  "(distill_weight 0 for the baseline)")
 
     @property
     def eval_dir(self) -> Path:
         return self.outputs_dir / "eval" / self.name
+
+    def models(self) -> dict[str, Path]:
+        """Label -> checkpoint of the three models compared."""
+        return {"teacher": self.teacher_path,
+                "baseline": self.run_dir(self.baseline_run, baseline=True) / "weights" / "best.pt",
+                "distilled": self.run_dir(self.distilled_run) / "weights" / "best.pt"}
 
 
 @dataclass
@@ -322,7 +350,6 @@ class DistillParams(ModelParams):
     """Parameters of ``03_distill``: one distillation run (or, with weight 0, its baseline)."""
 
     epochs: int = 30
-    loss: str = "mse"  # feature loss: a name from distil.losses.LOSSES
     distill_weight: float = 1.0  # weight of the feature loss; 0 trains the plain baseline
     distill_mask: str = "none"  # 'none' or 'gt' (weight positions inside ground-truth boxes)
     mask_bg: float = 0.1  # weight of background positions under distill_mask 'gt'
@@ -336,7 +363,7 @@ class DistillParams(ModelParams):
     fraction: float = 1.0  # share of the training images used
     plots: bool = True
     resume: bool = False  # continue this run (same name) from its last.pt
-    run: str = ""  # run folder name under outputs/runs; '' means '<name>-<loss>' or '<name>-baseline'
+    run: str = "auto"  # run folder under outputs/runs ('auto': <name>-<loss>, or <name>-baseline for weight 0)
 
     def validate(self) -> None:
         super().validate()
@@ -352,7 +379,7 @@ class DistillParams(ModelParams):
             raise ParamsError(f"parameter fraction={self.fraction} must be within (0, 1]")
         self.require_model("student", "student")
         if self.distilling:
-            self.require_model("teacher", "teacher")
+            self.require_teacher()
 
     @property
     def distilling(self) -> bool:
@@ -361,8 +388,4 @@ class DistillParams(ModelParams):
 
     @property
     def run_name(self) -> str:
-        return self.run or (f"{self.name}-{self.loss}" if self.distilling else f"{self.name}-baseline")
-
-    @property
-    def runs_dir(self) -> Path:
-        return self.outputs_dir / "runs"
+        return self.run_dir(self.run, baseline=not self.distilling).name

@@ -288,3 +288,35 @@ def image_faults(data_root: str | Path) -> dict[str, str]:
     if manifest is None:
         raise FileNotFoundError(f"{root / 'dataset.json'} not found: faults are known only for demo datasets")
     return {str(root / "images" / name): info["fault"] for name, info in manifest["images"].items()}
+
+
+def split_images(data_yaml: str | Path, split: str = "val") -> list[Path]:
+    """Image files of a split of any YOLO dataset (sorted)."""
+    data = yaml.safe_load(Path(data_yaml).read_text())
+    folder = Path(data[split])
+    if not folder.is_absolute():
+        folder = Path(data.get("path") or Path(data_yaml).parent) / folder
+    suffixes = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in suffixes)
+
+
+def sample_images(data_yaml: str | Path, count: int, split: str = "val") -> list[np.ndarray]:
+    """The first ``count`` images of a split, as BGR arrays (the same ones every time)."""
+    return [cv2.imread(str(p)) for p in split_images(data_yaml, split)[:count]]
+
+
+def images_by_fault(data_yaml: str | Path, per_fault: int, split: str = "val") -> dict[str, list[np.ndarray]]:
+    """Up to ``per_fault`` images of each capture fault (``none`` first) of a demo dataset.
+
+    For a dataset not made by `make_demo_dataset` the faults are unknown: all images come under ``"all"``.
+    """
+    try:
+        faults = image_faults(data_yaml)
+    except FileNotFoundError:
+        return {"all": sample_images(data_yaml, per_fault, split)}
+    grouped: dict[str, list[np.ndarray]] = {fault: [] for fault in ("none", *FAULTS)}
+    for path in split_images(data_yaml, split):
+        fault = faults.get(str(path), "none")
+        if len(grouped[fault]) < per_fault:
+            grouped[fault].append(cv2.imread(str(path)))
+    return {fault: images for fault, images in grouped.items() if images}

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
@@ -43,7 +42,8 @@ def distillation_diagram(run: str | Path | dict) -> Figure:
     record = read_record(run)
     levels = record["levels"]
     n = len(levels)
-    fig, ax = plt.subplots(figsize=(9, 1.3 + 1.05 * n))
+    fig = Figure(figsize=(9, 1.3 + 1.05 * n))
+    ax = fig.subplots()
     ax.set_xlim(0, 10)
     ax.set_ylim(-0.6, n + 0.9)
     ax.axis("off")

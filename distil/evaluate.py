@@ -123,6 +123,18 @@ def evaluate(
     return table
 
 
+def save_evaluation(table: pd.DataFrame, folder: str | Path) -> dict[str, Path]:
+    """Write the comparison (CSV and JSON) and the per-class table (CSV) into ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"csv": folder / "comparison.csv", "json": folder / "comparison.json",
+             "per_class": folder / "per_class.csv"}
+    table.to_csv(paths["csv"])
+    paths["json"].write_text(table.reset_index().to_json(orient="records", indent=2))
+    table.attrs.get("per_class", pd.DataFrame()).to_csv(paths["per_class"], index=False)
+    return paths
+
+
 def gap_closed(table: pd.DataFrame, teacher: str, baseline: str, metric: str = "mAP50-95") -> pd.Series:
     """``(student - baseline) / (teacher - baseline)`` per student row; NaN elsewhere or without a gap."""
     result = pd.Series(math.nan, index=table.index)

@@ -8,6 +8,7 @@ returns the Ultralytics run directory, to which it adds a ``manifest.json``.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import torch
 from ultralytics import YOLO
+from ultralytics.utils import LOGGER
 
 from distil.config import DistillParams, Params, ParamsError, resolve_model_file, resolve_path
 from distil.data import make_demo_dataset
@@ -65,7 +67,7 @@ def ultralytics_overrides(params: DistillParams, data_yaml: Path) -> dict[str, A
     }
     if params.distilling:
         overrides.update({
-            "distill_model": str(resolve_model_file(params.teacher, "teacher")),
+            "distill_model": str(resolve_model_file(params.teacher_path, "teacher")),
             "dis": params.distill_weight,
             "distill_loss": params.loss,
             "distill_teacher_layers": params.teacher_layers,
@@ -101,6 +103,10 @@ def train(params: DistillParams | dict | str | Path, **overrides: Any) -> Path:
     run_dir = params.runs_dir / params.run_name
     last = run_dir / "weights" / "last.pt"
     trainer = DistillationTrainer if params.distilling else EnhancedDetectionTrainer
+    if finished_run(run_dir, params):
+        LOGGER.info(f"distil: {run_dir} already holds this run with the same params; reusing it (rebuild: true "
+                    "trains it again)")
+        return run_dir
     if params.resume:
         if not last.exists():
             raise ParamsError(f"resume=True but {last} does not exist: nothing to resume")
@@ -114,6 +120,28 @@ def train(params: DistillParams | dict | str | Path, **overrides: Any) -> Path:
         model.add_callback("on_train_start", use_all_cpu_cores)
         model.train(trainer=trainer, **ultralytics_overrides(params, data_yaml))
     run_dir = Path(model.trainer.save_dir)
+    final = {k: round(float(v), 5) for k, v in (model.trainer.metrics or {}).items()}
     write_manifest(run_dir / "manifest.json", params.as_dict(), started, device=model.trainer.device,
-                   trainer=trainer.__name__)
+                   trainer=trainer.__name__, final_metrics=final)
     return run_dir
+
+
+def finished_run(run_dir: Path, params: DistillParams) -> bool:
+    """Whether ``run_dir`` holds a finished run of exactly these params (so it can be reused).
+
+    Raises:
+        ParamsError: The folder holds another run (or an unfinished one) that training would overwrite.
+    """
+    if params.rebuild or params.resume or not run_dir.exists() or not any(run_dir.iterdir()):
+        return False
+    manifest = run_dir / "manifest.json"
+    if not manifest.exists() or not (run_dir / "weights" / "best.pt").exists():
+        raise ParamsError(f"{run_dir} holds an unfinished run: set resume: true to continue it, rebuild: true to "
+                          "start it again, or run: <new name>")
+    recorded = json.loads(manifest.read_text()).get("params", {})
+    volatile = {"rebuild", "resume", "plots", "workers", "device"}
+    differing = sorted(k for k, v in params.as_dict().items() if k not in volatile and recorded.get(k) != v)
+    if differing:
+        raise ParamsError(f"{run_dir} holds a run made with other params ({', '.join(differing)}): set "
+                          "run: <new name> to keep both, or rebuild: true to replace it")
+    return True

@@ -24,9 +24,14 @@ from distil.pairing import LevelPair, pair_layers
 from distil.teacher import build_from_yaml, load_teacher
 
 
+def letterboxed(image_bgr: np.ndarray, imgsz: int) -> np.ndarray:
+    """The image as the model sees it: resized and padded to a square, still BGR uint8."""
+    return LetterBox((imgsz, imgsz), auto=False)(image=image_bgr)
+
+
 def model_input(image_bgr: np.ndarray, imgsz: int) -> torch.Tensor:
     """A BGR image letterboxed to a square (1, 3, imgsz, imgsz) RGB float tensor in [0, 1]."""
-    boxed = LetterBox((imgsz, imgsz), auto=False)(image=image_bgr)
+    boxed = letterboxed(image_bgr, imgsz)
     return torch.from_numpy(np.ascontiguousarray(boxed[:, :, ::-1].transpose(2, 0, 1))).float()[None] / 255
 
 

@@ -74,3 +74,15 @@ def fault_effects(images_by_fault: Mapping[str, Sequence[np.ndarray]],
                      "change %": round(100 * (after - before) / max(abs(before), 1e-9), 1), "improved": better,
                      "clipped after %": round(100 * float(np.mean([clipped_share(o) for o in outputs])), 2)})
     return pd.DataFrame(rows)
+
+
+def step_table(images_by_fault: Mapping[str, Sequence[np.ndarray]],
+               transforms: Mapping[str, Callable[[np.ndarray], np.ndarray]]) -> pd.DataFrame:
+    """Change (%) of each fault's measure under each transform alone; a + marks the wanted direction."""
+    table = {}
+    for label, transform in transforms.items():
+        effects = fault_effects(images_by_fault, transform).set_index("fault")
+        table[label] = [f"{'+' if ok else '-'} {change:+.0f}%" for change, ok in
+                        zip(effects["change %"], effects["improved"])]
+        index = effects.index
+    return pd.DataFrame(table, index=index)

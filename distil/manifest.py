@@ -62,3 +62,9 @@ def write_manifest(path: Path, params: dict[str, Any], started: float, **extra: 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=2, default=str))
     return path
+
+
+def record_notebook(params: Any, notebook: str, started: float, **extra: Any) -> Path:
+    """Write ``outputs/notebooks/<name>/<notebook>.manifest.json`` at the end of a notebook run."""
+    folder = params.outputs_dir / "notebooks" / params.name
+    return write_manifest(folder / f"{notebook}.manifest.json", params.as_dict(), started, notebook=notebook, **extra)

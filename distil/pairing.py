@@ -118,3 +118,23 @@ def pair_layers(
     if len({s.index for s in student_infos}) != len(student_infos):
         raise fail(f"student layers {[s.index for s in student_infos]} repeat an index")
     return [LevelPair(t, s) for t, s in zip(teacher_infos, student_infos)]
+
+
+def layers_frame(model: nn.Module, imgsz: int):
+    """The feature-map layers of a model as a table; ``head input`` marks the default candidates."""
+    import pandas as pd
+
+    heads = head_inputs(model)
+    rows = [{"index": info.index, "module": info.module, "C": info.channels, "H": info.height, "W": info.width,
+             "stride": info.stride, "head input": info.index in heads} for info in layer_table(model, imgsz)]
+    return pd.DataFrame(rows).set_index("index")
+
+
+def pairs_frame(pairs: Sequence[LevelPair]):
+    """The resolved pairing as a table: one row per level, with the adapter it needs."""
+    import pandas as pd
+
+    return pd.DataFrame([{"level": p.name, "stride": p.stride, "teacher layer": p.teacher.index,
+                          "teacher CxHxW": "x".join(map(str, p.teacher.shape)), "student layer": p.student.index,
+                          "student CxHxW": "x".join(map(str, p.student.shape)),
+                          "adapter": f"1x1 conv {p.student.channels} -> {p.teacher.channels}"} for p in pairs])

@@ -120,13 +120,13 @@ def encoder_layers(model_yaml: str | Path) -> int:
 
 
 def prepare_teacher(params: TeacherParams) -> TeacherReport:
-    """Make sure ``params.teacher`` holds a usable teacher; report its validation mAP.
+    """Make sure ``params.teacher_path`` holds a usable teacher; report its validation mAP.
 
     Raises:
         FileExistsError: ``rebuild`` would replace a checkpoint this project did not make.
     """
     started = time.time()
-    checkpoint = resolve_path(params.teacher)
+    checkpoint = params.teacher_path
     record = params.teacher_dir / "teacher.json"
     made_here = record.exists() and json.loads(record.read_text()).get("checkpoint") == str(checkpoint)
     data = teacher_data(params)

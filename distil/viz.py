@@ -10,7 +10,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import cv2
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
@@ -26,7 +25,8 @@ def image_grid(rows: Sequence[Sequence[np.ndarray]], titles: Sequence[Sequence[s
                row_labels: Sequence[str] | None = None, size: float = 2.4) -> Figure:
     """A grid of BGR images, ``rows[r][c]``, with optional titles and row labels."""
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(size * n_cols, size * n_rows), squeeze=False)
+    fig = Figure(figsize=(size * n_cols, size * n_rows))
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
     for r, row in enumerate(rows):
         for c in range(n_cols):
             ax = axes[r][c]
@@ -44,7 +44,8 @@ def image_grid(rows: Sequence[Sequence[np.ndarray]], titles: Sequence[Sequence[s
 
 def channel_histograms(images: Mapping[str, np.ndarray]) -> Figure:
     """Per-channel (B, G, R) histograms of several images side by side."""
-    fig, axes = plt.subplots(1, len(images), figsize=(3.2 * len(images), 2.4), squeeze=False)
+    fig = Figure(figsize=(3.2 * len(images), 2.4))
+    axes = fig.subplots(1, len(images), squeeze=False)
     for ax, (title, image) in zip(axes[0], images.items()):
         channels = [image] if image.ndim == 2 else cv2.split(image[:, :, :3])
         for channel, colour in zip(channels, ("tab:blue", "tab:green", "tab:red") if len(channels) == 3 else ("k",)):
@@ -121,8 +122,9 @@ def loss_curves(runs: Mapping[str, str | Path]) -> Figure:
     distill_columns = sorted({c for t in tables.values() for c in t.columns if c.startswith("train/dis_")})
     panels = ["train/box_loss", "train/cls_loss", "train/dfl_loss", *distill_columns, "metrics/mAP50-95(B)"]
     cols = min(4, len(panels))
-    fig, axes = plt.subplots(-(-len(panels) // cols), cols, figsize=(3.3 * cols, 2.6 * -(-len(panels) // cols)),
-                             squeeze=False)
+    n_rows = -(-len(panels) // cols)
+    fig = Figure(figsize=(3.3 * cols, 2.6 * n_rows))
+    axes = fig.subplots(n_rows, cols, squeeze=False)
     for ax, column in zip(axes.flat, panels):
         for label, table in tables.items():
             if column in table.columns:
@@ -138,7 +140,8 @@ def loss_curves(runs: Mapping[str, str | Path]) -> Figure:
 
 def metric_bars(table: pd.DataFrame, metrics: Sequence[str] = ("mAP50", "mAP50-95")) -> Figure:
     """Grouped bars of accuracy metrics per model (rows of `distil.evaluate`)."""
-    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(table), 3))
+    fig = Figure(figsize=(1.6 + 1.4 * len(table), 3))
+    ax = fig.subplots()
     width = 0.8 / len(metrics)
     x = np.arange(len(table))
     for i, metric in enumerate(metrics):
@@ -153,7 +156,8 @@ def metric_bars(table: pd.DataFrame, metrics: Sequence[str] = ("mAP50", "mAP50-9
 
 def pr_curves(table: pd.DataFrame) -> Figure:
     """Precision-recall curves (mean over classes, IoU 0.5) per model."""
-    fig, ax = plt.subplots(figsize=(4, 3.2))
+    fig = Figure(figsize=(4, 3.2))
+    ax = fig.subplots()
     for label, curve in table.attrs.get("curves", {}).items():
         ax.plot(curve["recall"], curve["precision"], label=label)
     ax.set_xlabel("recall")
@@ -174,3 +178,23 @@ def detections(models: Mapping[str, object], images: Sequence[np.ndarray], imgsz
         rows.append([result.plot(line_width=1, font_size=8) for result in results])
         titles.append([f"{label}: {len(result.boxes)} objects" for result in results])
     return image_grid(rows, titles, size=2.6)
+
+
+def before_after(images_by_fault: Mapping[str, Sequence[np.ndarray]], transform, per_fault: int = 3) -> Figure:
+    """One row per fault: original and transformed images, alternating."""
+    rows, titles = [], []
+    for fault, images in images_by_fault.items():
+        row, names = [], []
+        for image in images[:per_fault]:
+            row += [image, transform(image)]
+            names += [f"{fault}", "enhanced"]
+        rows.append(row)
+        titles.append(names)
+    return image_grid(rows, titles, size=2.0)
+
+
+def step_effects(images: Mapping[str, np.ndarray], transforms: Mapping[str, object]) -> Figure:
+    """Rows: images (by label); columns: the original, then each transform alone."""
+    rows = [[image, *(transform(image) for transform in transforms.values())] for image in images.values()]
+    titles = [[label, *transforms] for label in images]
+    return image_grid(rows, titles, size=1.9)
