@@ -1,12 +1,17 @@
-# distil: every command a user types. `make test` and `make demo` set the environment up first.
+# distil: every command a user types. Each target sets the environment up first when needed.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PARAMS ?= params/demo.yaml
+NAME ?= demo
+PORT ?= 8866
+MODELS ?=
+NB_OUT := outputs/notebooks/$(NAME)
+PAPERMILL := $(VENV)/bin/papermill --cwd notebooks
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup test lint bench demo lab dashboard study clean-outputs
+.PHONY: setup test lint bench demo lab dashboard study notebooks
 
 setup: $(STAMP)
 
@@ -20,7 +25,32 @@ test: setup
 	$(PY) -m pytest -q
 
 lint: setup
-	$(VENV)/bin/ruff check distil tests benchmarks
+	$(VENV)/bin/ruff check distil tests benchmarks tools
+
+# The whole series on the demo: teacher (trained once, then reused), preprocessing, features,
+# baseline and distilled student, evaluation; ends with the comparison table.
+demo: setup
+	mkdir -p $(NB_OUT)
+	$(PAPERMILL) notebooks/00_teacher.ipynb $(NB_OUT)/00_teacher.ipynb -f $(PARAMS)
+	$(PAPERMILL) notebooks/01_preprocessing.ipynb $(NB_OUT)/01_preprocessing.ipynb -f $(PARAMS)
+	$(PAPERMILL) notebooks/03_distill.ipynb $(NB_OUT)/03_distill_baseline.ipynb -f $(PARAMS) -p distill_weight 0
+	$(PAPERMILL) notebooks/03_distill.ipynb $(NB_OUT)/03_distill.ipynb -f $(PARAMS)
+	$(PAPERMILL) notebooks/02_teacher_features.ipynb $(NB_OUT)/02_teacher_features.ipynb -f $(PARAMS)
+	$(PAPERMILL) notebooks/04_evaluate.ipynb $(NB_OUT)/04_evaluate.ipynb -f $(PARAMS)
+	$(PY) -m distil.report $(PARAMS)
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks --ip=127.0.0.1 --no-browser
+
+# Voila on 127.0.0.1; MODELS="label=path.pt,..." picks the models compared.
+dashboard: setup
+	@echo "Dashboard at http://127.0.0.1:$(PORT)/ (Ctrl-C stops it)"
+	DISTIL_MODELS="$(MODELS)" $(VENV)/bin/voila notebooks/05_dashboard.ipynb --port=$(PORT) --no-browser \
+		--Voila.ip=127.0.0.1
 
 bench: setup
 	$(PY) benchmarks/step_overhead.py
+	$(PY) benchmarks/preprocess_throughput.py
+
+notebooks: setup
+	$(PY) tools/build_notebooks.py

@@ -286,7 +286,8 @@ class TeacherParams(ModelParams):
         if self.teacher_weights:
             self.require_model("teacher_weights", "teacher start weights")
         elif self.teacher_epochs < 1 and not self.teacher_path.exists():
-            raise ParamsError("teacher_epochs=0 needs teacher_weights (a checkpoint to use as is)")
+            raise ParamsError(f"teacher_epochs=0 trains nothing, so teacher must be an existing checkpoint; "
+                              f"{self.teacher_path} was not found")
         else:
             self.require_model("teacher_model", "teacher architecture")
 
@@ -343,6 +344,13 @@ class EvalParams(ModelParams):
         return {"teacher": self.teacher_path,
                 "baseline": self.run_dir(self.baseline_run, baseline=True) / "weights" / "best.pt",
                 "distilled": self.run_dir(self.distilled_run) / "weights" / "best.pt"}
+
+
+@dataclass
+class DashboardParams(ModelParams):
+    """Parameters of ``05_dashboard`` (served by Voila)."""
+
+    models: str = ""  # 'label=path.pt,...' to compare; DISTIL_MODELS wins; '' = <name>-baseline and <name>-<loss>
 
 
 @dataclass

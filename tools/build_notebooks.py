@@ -50,7 +50,7 @@ def code(text: str) -> nbformat.NotebookNode:
     return nbformat.v4.new_code_cell(text.strip())
 
 
-def write(name: str, params_class, title: str, cells: list) -> None:
+def write(name: str, params_class, title: str, cells: list, show_params: bool = True) -> None:
     load = code(f"""
 %matplotlib inline
 import time
@@ -60,8 +60,7 @@ from distil.config import {params_class.__name__}
 
 params = {params_class.__name__}.from_notebook(globals())  # stops here, with a clear message, on a bad parameter
 started = time.time()
-params
-""")
+""" + ("params\n" if show_params else ""))
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [md(title), parameters_cell(params_class), load, *cells]
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -73,7 +72,8 @@ def main() -> None:
     from notebook_cells import NOTEBOOKS  # noqa: PLC0415  (the cells live beside this script)
 
     for name, (params_name, title, cells) in NOTEBOOKS.items():
-        write(name, getattr(config, params_name), title, [md(c[3:]) if c.startswith("md:") else code(c) for c in cells])
+        write(name, getattr(config, params_name), title, [md(c[3:]) if c.startswith("md:") else code(c) for c in cells],
+              show_params=name != "05_dashboard")
         print("wrote", name)
 
 

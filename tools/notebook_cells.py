@@ -144,4 +144,15 @@ per image on this device, and the share of the teacher-baseline gap that distill
         "distil.manifest.record_notebook(params, \"04_evaluate\", started, comparison=table.reset_index()"
         ".to_dict(orient=\"records\"))",
     ]),
+    "05_dashboard": ("DashboardParams", """
+# distil dashboard
+
+Upload an image (or pick a sample), adjust the enhancement, and compare the detectors side by side.
+Serve it with `make dashboard` (Voila on 127.0.0.1); choose the models with
+`make dashboard MODELS=baseline=yolov8n.pt,distilled=outputs/runs/demo-mse/weights/best.pt`.
+""", [
+        "from distil.dashboard import build_dashboard\n\n"
+        "app = build_dashboard(params.models, params.outputs_dir, params.name, params.loss, params.teacher)\n"
+        "app.widget",
+    ]),
 }

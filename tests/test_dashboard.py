@@ -1,0 +1,215 @@
+"""The dashboard: driven from Python through its widgets, and in a real browser through Voila."""
+
+from __future__ import annotations
+
+import datetime
+import io
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+import distil
+from distil.dashboard import Dashboard, UploadError, choose_models, decode_upload, parse_models
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def jpeg_bytes(image: np.ndarray) -> bytes:
+    return cv2.imencode(".jpg", image)[1].tobytes()
+
+
+def upload(app: Dashboard, content: bytes, name: str) -> None:
+    """What the browser does: set the FileUpload value (ipywidgets 8 format)."""
+    app.upload.value = ({"name": name, "type": "image/jpeg", "size": len(content), "content": memoryview(content),
+                         "last_modified": datetime.datetime.now(datetime.timezone.utc)},)
+
+
+@pytest.fixture(scope="module")
+def models(distilled_run, rtdetr_teacher) -> dict:
+    weights = Path(distilled_run.wdir)
+    return {"baseline": weights / "last.pt", "distilled": weights / "best.pt", "teacher": rtdetr_teacher,
+            "run_dir": Path(distilled_run.save_dir)}
+
+
+@pytest.fixture
+def app(models) -> Dashboard:
+    return Dashboard({"baseline": models["baseline"], "distilled": models["distilled"]}, teacher=models["teacher"],
+                     run_dir=models["run_dir"])
+
+
+@pytest.fixture(scope="module")
+def image(tiny_data) -> np.ndarray:
+    return cv2.imread(str(next((tiny_data.parent / "images" / "val").glob("*.jpg"))))
+
+
+def test_upload_runs_every_model_and_fills_the_panels(app, image):
+    upload(app, jpeg_bytes(image), "scene.jpg")
+    assert list(app.results) == ["baseline", "distilled"]
+    assert len(app.panels.children) == 2
+    for result, panel in zip(app.results.values(), app.panels.children):
+        assert list(result.table.columns) == ["class", "confidence", "x1", "y1", "x2", "y2"]
+        assert result.ms > 0 and not result.error
+        drawn = panel.children[1].value
+        assert drawn[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"{result.count} objects" in panel.children[2].value
+    assert app.original_view.value and app.enhanced_view.value
+    assert "scene.jpg: 64x64" in app.status.value
+
+
+def test_enhancement_toggles_change_the_image_models_see(app, image):
+    upload(app, jpeg_bytes(image), "scene.jpg")
+    with_defaults = app.enhanced.copy()
+    for toggle in app.controls.toggles.values():
+        toggle.value = False
+    assert np.array_equal(app.enhanced, cv2.imdecode(np.frombuffer(jpeg_bytes(image), np.uint8), cv2.IMREAD_COLOR))
+    assert not np.array_equal(app.enhanced, with_defaults)
+    app.controls.toggles["gamma"].value = True
+    app.controls.auto_gamma.value = False
+    app.controls.settings["gamma"]["gamma"].value = 2.5
+    assert app.controls.pipeline.as_dict() == {"gamma": {"gamma": 2.5}}
+    assert np.array_equal(app.enhanced, distil.preprocess.gamma(app.image, gamma=2.5))
+
+
+def test_thresholds_rerun_detection(app, image):
+    upload(app, jpeg_bytes(image), "scene.jpg")
+    app.conf.value = 0.01
+    many = {label: r.count for label, r in app.results.items()}
+    app.conf.value = 0.9
+    few = {label: r.count for label, r in app.results.items()}
+    assert all(few[label] <= many[label] for label in many)
+    assert all((r.table["confidence"] >= 0.9).all() for r in app.results.values())
+    app.iou.value = 0.3  # also re-runs
+    assert set(app.results) == {"baseline", "distilled"}
+
+
+def test_teacher_is_an_option(app, image):
+    upload(app, jpeg_bytes(image), "scene.jpg")
+    app.show_teacher.value = True
+    assert list(app.results) == ["baseline", "distilled", "teacher"]
+    assert not app.results["teacher"].error
+
+
+def test_missing_model_is_a_message_in_the_page(models, image):
+    app = Dashboard({"baseline": models["baseline"], "distilled": Path("nowhere/best.pt")})
+    upload(app, jpeg_bytes(image), "scene.jpg")
+    assert app.results["distilled"].error.startswith("Model file not found: nowhere/best.pt")
+    assert "model-error" in app.panels.children[1].children[1].value
+    assert not app.results["baseline"].error
+
+
+def test_bad_uploads_give_a_message_and_the_app_keeps_working(models, image):
+    app = Dashboard({"distilled": models["distilled"]}, max_pixels=100 * 100)
+    big = io.BytesIO()
+    Image.new("RGB", (200, 150)).save(big, format="PNG")
+    broken = jpeg_bytes(image)[:200]
+    for content, name, message in [(b"", "empty.jpg", "is empty"), (b"hello, not an image", "notes.jpg",
+                                   "not an image this app can read"), (broken, "broken.jpg", "damaged"),
+                                   (big.getvalue(), "huge.png", "200x150 \\(0 MP\\); the limit is 0 MP")]:
+        upload(app, content, name)
+        assert re.search(message, app.status.value), app.status.value
+        assert app.image is None and app.results == {}
+    upload(app, jpeg_bytes(image), "good.jpg")
+    assert app.results["distilled"].ms > 0
+
+
+def test_decode_upload_reads_every_accepted_format(image):
+    for extension in (".jpg", ".png", ".bmp", ".webp"):
+        decoded = decode_upload(cv2.imencode(extension, image)[1].tobytes(), f"x{extension}")
+        assert decoded.shape == image.shape
+    gif = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(gif, format="GIF")
+    with pytest.raises(UploadError, match="not an image this app can read \\(JPEG, PNG, BMP or WebP\\)"):
+        decode_upload(gif.getvalue(), "x.gif")
+
+
+def test_models_come_from_the_environment_then_the_notebook_then_the_demo(monkeypatch, tmp_path):
+    assert parse_models("a=x.pt, b = y/z.pt") == {"a": Path("x.pt"), "b": Path("y/z.pt")}
+    with pytest.raises(ValueError, match="is not label=path.pt"):
+        parse_models("x.pt")
+    monkeypatch.delenv("DISTIL_MODELS", raising=False)
+    assert choose_models("", tmp_path, "demo", "cwd") == {
+        "baseline": tmp_path / "runs" / "demo-baseline" / "weights" / "best.pt",
+        "distilled": tmp_path / "runs" / "demo-cwd" / "weights" / "best.pt"}
+    assert choose_models("n=yolov8n.pt", tmp_path) == {"n": Path("yolov8n.pt")}
+    monkeypatch.setenv("DISTIL_MODELS", "small=s.pt,big=b.pt")
+    assert list(choose_models("n=yolov8n.pt", tmp_path)) == ["small", "big"]
+
+
+def test_the_distillation_diagram_is_drawn_from_the_run(app):
+    assert app.diagram.value[:8] == b"\x89PNG\r\n\x1a\n" and not app.diagram_note.value
+    bare = Dashboard({"x": Path("x.pt")}, run_dir=None)
+    assert "No distillation record" in bare.diagram_note.value
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium found: install Debian's chromium package "
+                                              "(apt-get install chromium) to run the browser test")
+def test_dashboard_in_a_real_browser(models, image, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
+    picture = tmp_path / "upload.jpg"
+    cv2.imwrite(str(picture), image)
+    env = {**os.environ, "DISTIL_MODELS": f"baseline={models['baseline']},distilled={models['distilled']}"}
+    server = subprocess.Popen([sys.executable, "-m", "voila", str(ROOT / "notebooks" / "05_dashboard.ipynb"),
+                               f"--port={port}", "--no-browser", "--Voila.ip=127.0.0.1"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    external = []
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1800})
+
+            def offline(route):  # this machine has no internet: make that explicit and record it
+                if not route.request.url.startswith(f"http://127.0.0.1:{port}"):
+                    external.append(route.request.url)
+                    return route.abort()
+                return route.continue_()
+
+            page.route("**/*", offline)
+            deadline = time.time() + 90
+            while True:
+                try:
+                    page.goto(f"http://127.0.0.1:{port}/", timeout=10_000)
+                    break
+                except Exception:
+                    if time.time() > deadline or server.poll() is not None:
+                        raise
+                    time.sleep(1)
+            button = page.get_by_text("Upload image")
+            button.wait_for(timeout=120_000)
+            with page.expect_file_chooser() as chooser:
+                button.click()
+            chooser.value.set_files(str(picture))
+            page.wait_for_function("document.querySelectorAll('.detection-summary').length >= 2", timeout=120_000)
+            summaries = page.locator(".detection-summary").all_inner_texts()
+            assert len(summaries) == 2 and all("objects" in s and "ms inference" in s for s in summaries)
+            assert page.locator(".detections").count() >= 2  # a table (or its empty note) per model
+            assert page.get_by_text("upload.jpg: 64x64").count() == 1
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
+    assert not any("127.0.0.1" in url for url in external)
