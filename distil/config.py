@@ -118,6 +118,8 @@ class Params:
     outputs: str = "outputs"  # root of everything a run writes
     demo_train: int = 400  # demo dataset: training images
     demo_val: int = 100  # demo dataset: validation images
+    demo_test: int = 100  # demo dataset: test images (kept apart for results reported after tuning on val)
+    demo_seed: int = 0  # demo dataset: seed of the generated images (training seeds vary apart from it)
     demo_imgsz: int = 160  # demo dataset: image side in pixels
     enhance: str = "none"  # enhancement applied to every image models see: 'none', 'default' or a pipeline YAML
     rebuild: bool = False  # redo work whose result exists (a teacher, a finished run) instead of reusing it
@@ -186,8 +188,8 @@ class Params:
         for key, minimum in positive.items():
             if getattr(self, key) < minimum:
                 raise ParamsError(f"parameter {key}={getattr(self, key)} must be >= {minimum}")
-        if self.workers < 0 or self.seed < 0:
-            raise ParamsError("parameters workers and seed must be >= 0")
+        if self.workers < 0 or self.seed < 0 or self.demo_seed < 0 or self.demo_test < 0:
+            raise ParamsError("parameters workers, seed, demo_seed and demo_test must be >= 0")
         if not self.name or "/" in self.name or self.name in {".", ".."}:
             raise ParamsError(f"parameter name={self.name!r} must be a plain folder name")
         if self.enhance not in {"none", "default"} and not resolve_path(self.enhance).exists():
@@ -215,7 +217,8 @@ class Params:
         """Where the generated dataset lives: one folder per setting. Datasets that differ only in
         their number of training images share the same validation images (and the first training ones)."""
         n_train = self.demo_train if n_train is None else n_train
-        return self.outputs_dir / "data" / f"demo-{n_train}-{self.demo_val}-{self.demo_imgsz}-s{self.seed}"
+        return (self.outputs_dir / "data" /
+                f"demo-{n_train}-{self.demo_val}-{self.demo_test}-{self.demo_imgsz}-s{self.demo_seed}")
 
     @property
     def ultralytics_device(self) -> str | None:

@@ -27,7 +27,7 @@ CLASS_NAMES = ("disc", "square", "triangle")
 # Base colours (BGR) of the classes; each object jitters hue, saturation and brightness around them.
 CLASS_HSV = ((0, 200, 210), (108, 190, 200), (27, 210, 230))  # OpenCV hue range is 0..179
 FAULTS = ("colour_cast", "underexposed", "overexposed", "low_contrast", "noise", "blur")
-SPLITS = {"train": 0, "val": 1}
+SPLITS = {"train": 0, "val": 1, "test": 2}
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class DemoSettings:
     fault_fraction: float = 0.5
     empty_fraction: float = 0.08
     max_objects: int = 6
+    n_test: int = 0
 
 
 @dataclass(frozen=True)
@@ -208,6 +209,7 @@ def make_demo_dataset(
     fault_fraction: float = 0.5,
     empty_fraction: float = 0.08,
     overwrite: bool = False,
+    n_test: int = 0,
 ) -> Path:
     """Write the demo dataset under ``root`` in YOLO layout and return its ``data.yaml``.
 
@@ -223,11 +225,12 @@ def make_demo_dataset(
         fault_fraction: Share of images that carry one capture fault.
         empty_fraction: Share of images without any object.
         overwrite: Replace a folder that holds something else.
+        n_test: Number of test images (a third split, for results reported after tuning on ``val``).
 
     Returns:
         Path of ``data.yaml`` (its ``train``/``val`` paths are absolute).
     """
-    settings = DemoSettings(n_train, n_val, imgsz, seed, fault_fraction, empty_fraction)
+    settings = DemoSettings(n_train, n_val, imgsz, seed, fault_fraction, empty_fraction, n_test=n_test)
     check_settings(settings)
     root = Path(root).expanduser().resolve()
     manifest = read_manifest(root)
@@ -241,7 +244,9 @@ def make_demo_dataset(
         shutil.rmtree(root)
 
     images: dict[str, dict] = {}
-    for split, count in (("train", n_train), ("val", n_val)):
+    for split, count in (("train", n_train), ("val", n_val), ("test", n_test)):
+        if count == 0:
+            continue
         (root / "images" / split).mkdir(parents=True, exist_ok=True)
         (root / "labels" / split).mkdir(parents=True, exist_ok=True)
         for index in range(count):
@@ -257,6 +262,7 @@ def make_demo_dataset(
         "path": str(root),
         "train": str(root / "images" / "train"),
         "val": str(root / "images" / "val"),
+        **({"test": str(root / "images" / "test")} if n_test else {}),
         "nc": len(CLASS_NAMES),
         "names": dict(enumerate(CLASS_NAMES)),
     }
@@ -268,6 +274,8 @@ def make_demo_dataset(
 def check_settings(settings: DemoSettings) -> None:
     """Reject settings that cannot make a usable dataset, before anything is written."""
     problems = []
+    if settings.n_test < 0:
+        problems.append(f"n_test must be >= 0 (got {settings.n_test})")
     if settings.n_train < 1 or settings.n_val < 1:
         problems.append(f"n_train and n_val must be >= 1 (got {settings.n_train}, {settings.n_val})")
     if settings.imgsz < 32:

@@ -50,7 +50,8 @@ def dataset_names(data: str | Path) -> dict[int, str]:
     return dict(enumerate(names)) if isinstance(names, list) else {int(k): v for k, v in names.items()}
 
 
-def validate_one(path: Path, data: Path, imgsz: int, batch: int, device: str | None, enhance: str):
+def validate_one(path: Path, data: Path, imgsz: int, batch: int, device: str | None, enhance: str,
+                 split: str = "val"):
     """Ultralytics validation of one checkpoint; None when its classes are not the dataset's."""
     wrapper = detector(path)
     if dict(wrapper.names) != dataset_names(data):
@@ -58,8 +59,8 @@ def validate_one(path: Path, data: Path, imgsz: int, batch: int, device: str | N
     is_rtdetr = isinstance(wrapper.model, RTDETRDetectionModel)
     validator = EnhancedRTDETRValidator if is_rtdetr else EnhancedDetectionValidator
     metrics = wrapper.val(data=str(data), imgsz=imgsz, batch=batch, device=device, plots=False, verbose=False,
-                          validator=validator, enhance=enhance, project=str(Path(path).parent), name="eval",
-                          exist_ok=True)
+                          validator=validator, enhance=enhance, split=split, project=str(Path(path).parent),
+                          name=f"eval-{split}", exist_ok=True)
     return wrapper, metrics
 
 
@@ -73,6 +74,7 @@ def evaluate(
     speed_reps: int = 20,
     teacher: str = "teacher",
     baseline: str = "baseline",
+    split: str = "val",
 ) -> pd.DataFrame:
     """Evaluate checkpoints on the validation split of ``data``.
 
@@ -83,9 +85,10 @@ def evaluate(
         batch: Validation batch size.
         device: Ultralytics device string (None: GPU if present).
         enhance: Enhancement pipeline applied to the images (as in training).
-        speed_reps: Timed forward passes per model after warm-up.
+        speed_reps: Timed forward passes per model after warm-up (0: not timed).
         teacher: Label of the teacher row (for the gap).
         baseline: Label of the no-distillation student row (for the gap).
+        split: Dataset split to validate on (``val``, or ``test`` for numbers reported after tuning).
 
     Returns:
         One row per model: checkpoint, type, mAP50, mAP50-95, precision, recall, params, GFLOPs,
@@ -98,7 +101,7 @@ def evaluate(
     torch_device = select_device(device or "", verbose=False)
     for label, path in models.items():
         path = Path(path)
-        wrapper, metrics = validate_one(path, Path(data), imgsz, batch, device, enhance)
+        wrapper, metrics = validate_one(path, Path(data), imgsz, batch, device, enhance, split)
         network = wrapper.model.float().eval().to(torch_device)
         row = {"model": label, "checkpoint": str(path), "type": type(network).__name__}
         if metrics is not None:
@@ -114,12 +117,13 @@ def evaluate(
             row.update(dict.fromkeys(METRIC_COLUMNS, math.nan))
         row["params"] = sum(p.numel() for p in network.parameters())
         row["GFLOPs"] = round(float(get_flops(network, imgsz)), 3)
-        row["ms_per_image"] = round(timed_forward_ms(network, imgsz, torch_device, speed_reps), 2)
+        row["ms_per_image"] = round(timed_forward_ms(network, imgsz, torch_device, speed_reps), 2) if speed_reps \
+            else math.nan
         rows.append(row)
     table = pd.DataFrame(rows).set_index("model")
     table["gap_closed"] = gap_closed(table, teacher, baseline)
     table.attrs.update({"per_class": pd.DataFrame(per_class), "curves": curves, "device": str(torch_device),
-                        "imgsz": imgsz, "enhance": enhance})
+                        "imgsz": imgsz, "enhance": enhance, "split": split})
     return table
 
 

@@ -33,12 +33,17 @@ def use_all_cpu_cores(trainer) -> None:
         torch.set_num_threads(os.cpu_count() or 1)
 
 
-def prepare_data(params: Params) -> Path:
-    """The ``data.yaml`` to train on: the generated demo dataset (built once, then reused) or the user's."""
+def prepare_data(params: Params, n_train: int | None = None) -> Path:
+    """The ``data.yaml`` to train on: the generated demo dataset (built once, then reused) or the user's.
+
+    ``n_train`` overrides ``demo_train`` (the teacher sees more images); every demo dataset of one
+    ``demo_seed`` shares the same validation and test images.
+    """
     if params.data != "demo":
         return resolve_path(params.data)
-    return make_demo_dataset(params.demo_data_dir(), params.demo_train, params.demo_val, params.demo_imgsz,
-                             seed=params.seed)
+    n_train = params.demo_train if n_train is None else n_train
+    return make_demo_dataset(params.demo_data_dir(n_train), n_train, params.demo_val, params.demo_imgsz,
+                             seed=params.demo_seed, n_test=params.demo_test)
 
 
 def ultralytics_overrides(params: DistillParams, data_yaml: Path) -> dict[str, Any]:

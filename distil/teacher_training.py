@@ -27,9 +27,8 @@ import yaml
 from ultralytics import RTDETR, YOLO
 from ultralytics.nn.tasks import yaml_model_load
 
-from distil.config import TeacherParams, resolve_model_file, resolve_path
-from distil.data import make_demo_dataset
-from distil.experiment import use_all_cpu_cores
+from distil.config import TeacherParams, resolve_model_file
+from distil.experiment import prepare_data, use_all_cpu_cores
 from distil.manifest import write_manifest
 from distil.teacher import detector
 
@@ -84,10 +83,7 @@ def dense_variant(model_yaml: str | Path, out: Path) -> Path:
 
 def teacher_data(params: TeacherParams) -> Path:
     """The teacher's dataset: for the demo, ``teacher_train`` images whose validation split is the student's."""
-    if params.data != "demo":
-        return resolve_path(params.data)
-    return make_demo_dataset(params.demo_data_dir(params.teacher_train), params.teacher_train, params.demo_val,
-                             params.demo_imgsz, seed=params.seed)
+    return prepare_data(params, params.teacher_train)
 
 
 def validate(checkpoint: str | Path, data: Path, params: TeacherParams, name: str) -> tuple[float, float]:

@@ -77,7 +77,7 @@ def test_preprocessing_notebook_shows_and_measures_each_fault(series):
     outputs, executed = series
     text, images = outputs_of(executed["01_preprocessing"])
     assert images >= 3  # before/after, step effects, histograms
-    faults = distil.data.image_faults(outputs / "data" / "demo-16-8-64-s0")
+    faults = distil.data.image_faults(outputs / "data" / "demo-16-8-8-64-s0")
     present = {fault for path, fault in faults.items() if "/val/" in path} - {"none"}
     assert present and all(fault in text for fault in present)
     assert "improved" in text and "change %" in text
