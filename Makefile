@@ -51,6 +51,11 @@ dashboard: setup
 bench: setup
 	$(PY) benchmarks/step_overhead.py
 	$(PY) benchmarks/preprocess_throughput.py
+	$(PY) benchmarks/inference_parity.py
+
+# The loss study (hours on a CPU): baseline and every loss with and without the mask, two seeds.
+study: setup
+	$(PY) benchmarks/kd_study.py --params $(PARAMS)
 
 notebooks: setup
 	$(PY) tools/build_notebooks.py

@@ -13,7 +13,6 @@ distilled model on validation images.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ import distil  # noqa: F401  (offline Ultralytics)
 from distil.config import resolve_path
 from distil.data import sample_images
 from distil.deploy import compare_detections, export_onnx
+from distil.manifest import write_json
 
 
 def interleaved_medians(functions: dict, reps: int) -> dict[str, float]:
@@ -95,10 +95,7 @@ def main() -> None:
     print(f"PyTorch vs ONNX detections of the distilled model on {parity.images} images: {parity.matched} matched, "
           f"{parity.unmatched} unmatched, max box difference {parity.max_box_px:.4f} px, max score difference "
           f"{parity.max_score:.2e}")
-    out = resolve_path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(row, indent=2, default=int))
-    print(f"written {out}")
+    print(f"written {write_json(args.out, row)}")
 
 
 if __name__ == "__main__":

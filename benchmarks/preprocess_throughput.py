@@ -11,7 +11,6 @@ the pipeline's cost can be read against the model it feeds.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 
@@ -20,8 +19,8 @@ import numpy as np
 import torch
 
 import distil  # noqa: F401  (offline Ultralytics)
-from distil.config import resolve_path
 from distil.data import DemoSettings, generate_image
+from distil.manifest import write_json
 from distil.preprocess import STEP_ORDER, Pipeline, enhance
 
 
@@ -76,10 +75,7 @@ def main() -> None:
                          "images_per_s": round(1 / seconds, 1), "x_copy": round(seconds / floor, 1),
                          "x_student_inference": round(seconds / student, 4),
                          "copy_ms": round(floor * 1e3, 4), "student_ms": round(student * 1e3, 2)})
-    out = resolve_path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rows, indent=2))
-    print(f"\nwritten {out}")
+    print(f"\nwritten {write_json(args.out, rows)}")
 
 
 if __name__ == "__main__":

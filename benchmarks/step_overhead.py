@@ -16,17 +16,15 @@ overhead (hooks, adapters, feature loss, masks). Target: R <= 1.05.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
-from pathlib import Path
 
 import torch
 from ultralytics.cfg import get_cfg
 
 import distil  # noqa: F401  (offline Ultralytics)
-from distil.config import resolve_path
 from distil.hooks import forward_until
+from distil.manifest import write_json
 from distil.model import FeatureDistillationModel
 from distil.settings import DistillSettings
 from distil.teacher import build_from_yaml, load_teacher
@@ -127,10 +125,7 @@ def main() -> None:
               f"{row['t_teacher_s']:.3f}s, distill step {row['t_distill_s']:.3f}s -> "
               f"R = t_distill / (t_student + t_teacher) = {row['R']:.3f}  (distill/student = "
               f"{row['distill_over_student']:.2f}x)", flush=True)
-    out = resolve_path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rows, indent=2))
-    print(f"written {Path(out)}")
+    print(f"written {write_json(args.out, rows)}")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,16 @@ def device_description(device: Any = None) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
+def write_json(path: str | Path, data: Any) -> Path:
+    """Write ``data`` as indented JSON to ``path`` (relative paths from the project root), making folders."""
+    from distil.config import resolve_path
+
+    path = resolve_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=str))
+    return path
+
+
 def write_manifest(path: Path, params: dict[str, Any], started: float, **extra: Any) -> Path:
     """Write ``manifest.json`` describing a finished step; returns its path."""
     from distil.config import project_root
@@ -59,9 +69,7 @@ def write_manifest(path: Path, params: dict[str, Any], started: float, **extra: 
         "wall_time_s": round(time.time() - started, 2),
         **extra,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2, default=str))
-    return path
+    return write_json(path, record)
 
 
 def record_notebook(params: Any, notebook: str, started: float, **extra: Any) -> Path:
