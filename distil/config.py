@@ -274,9 +274,9 @@ class TeacherParams(ModelParams):
     teacher_model: str = "rtdetr-demo.yaml"  # architecture trained from scratch when no weights are given
     teacher_train: int = 800  # demo data: training images the teacher sees (the student sees demo_train)
     teacher_encoder_epochs: int = 20  # dense-head pre-training of backbone + encoder (0 skips it)
-    teacher_epochs: int = 10  # RT-DETR epochs (with teacher_weights: 0 uses them as they are)
+    teacher_epochs: int = 15  # RT-DETR epochs (with teacher_weights: 0 uses them as they are)
     teacher_freeze_encoder: bool = True  # train only the decoder on top of the pre-trained encoder
-    teacher_lr0: float = 0.0002
+    teacher_lr0: float = 0.001  # AdamW learning rate of the RT-DETR stage
 
     def validate(self) -> None:
         super().validate()

@@ -151,8 +151,10 @@ def prepare_teacher(params: TeacherParams) -> TeacherReport:
         if start is not None:
             model.load(str(start))
         freeze = encoder_layers(architecture) if start is not None and params.teacher_freeze_encoder else None
+        # No mosaic here: it shrinks objects four-fold. On the demo, the decoder on the frozen encoder
+        # learned faster without it at lr 1e-3 than with it at 2e-4 (mAP50-95 0.36 against 0.28 in 10 epochs).
         best, stage = train_stage(model, "decoder", data, params, params.teacher_epochs, lr0=params.teacher_lr0,
-                                  optimizer="AdamW", **({"freeze": freeze} if freeze else {}))
+                                  optimizer="AdamW", mosaic=0.0, **({"freeze": freeze} if freeze else {}))
         stages.append(stage)
         source = "trained"
 
