@@ -212,4 +212,6 @@ def test_dashboard_in_a_real_browser(models, image, tmp_path):
         server.terminate()
         server.wait(timeout=30)
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
-    assert not any("127.0.0.1" in url for url in external)
+    # Offline, Voila's request for Font Awesome (icons) from a CDN fails; the app uses no icons, and
+    # nothing else the page needs comes from outside this machine.
+    assert all("fontawesome" in url for url in external), external
