@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import time
@@ -36,12 +37,15 @@ def package_versions() -> dict[str, str | None]:
 
 
 def device_description(device: Any = None) -> str:
-    """'cpu (<processor>, N threads)' or the CUDA device name."""
+    """'cpu (<processor>, N cores)' or the CUDA device name.
+
+    Cores, not torch's thread count: Ultralytics resets that after training, so it would misreport the run.
+    """
     import torch
 
     if device is not None and str(device).startswith("cuda") or (device is None and torch.cuda.is_available()):
         return f"cuda: {torch.cuda.get_device_name(0)}"
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
 
 
 def write_json(path: str | Path, data: Any) -> Path:
