@@ -77,6 +77,11 @@ def write_manifest(path: Path, params: dict[str, Any], started: float, **extra: 
 
 
 def record_notebook(params: Any, notebook: str, started: float, **extra: Any) -> Path:
-    """Write ``outputs/notebooks/<name>/<notebook>.manifest.json`` at the end of a notebook run."""
+    """Write ``outputs/notebooks/<name>/<notebook>.manifest.json`` at the end of a notebook run.
+
+    A notebook that trains a run (03, run twice by ``make demo``) writes ``<notebook>-<run>.manifest.json``
+    so the baseline's record is not overwritten by the distilled one's.
+    """
     folder = params.outputs_dir / "notebooks" / params.name
-    return write_manifest(folder / f"{notebook}.manifest.json", params.as_dict(), started, notebook=notebook, **extra)
+    stem = f"{notebook}-{Path(extra['run_dir']).name}" if extra.get("run_dir") else notebook
+    return write_manifest(folder / f"{stem}.manifest.json", params.as_dict(), started, notebook=notebook, **extra)

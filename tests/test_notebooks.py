@@ -122,7 +122,8 @@ def test_evaluate_notebook_writes_the_comparison(series):
 
 def test_every_notebook_leaves_a_manifest(series):
     outputs, _ = series
-    for name in PARAMS_CLASS:
+    names = [n for n in PARAMS_CLASS if n != "03_distill"] + ["03_distill-smoke-baseline", "03_distill-smoke-mse"]
+    for name in names:
         manifest = json.loads((outputs / "notebooks" / "smoke" / f"{name}.manifest.json").read_text())
         assert manifest["params"]["name"] == "smoke" and manifest["wall_time_s"] > 0
         assert manifest["packages"]["ultralytics"] and manifest["python"]
