@@ -60,11 +60,10 @@ def main() -> None:
     params = DistillParams.load(args.params)
     teacher_path = resolve_path(args.teacher) if args.teacher else params.teacher_path
     data = resolve_path(args.data) if args.data else distil.prepare_data(params)
-    runs = resolve_path(params.outputs) / "runs"
     students = dict(s.split("=", 1) for s in args.students) if args.students else {
         "untrained": params.student,
-        "baseline": str(runs / f"{params.name}-baseline" / "weights" / "best.pt"),
-        "distilled": str(runs / f"{params.name}-{params.loss}" / "weights" / "best.pt")}
+        "baseline": str(params.run_dir("auto", baseline=True) / "weights" / "best.pt"),
+        "distilled": str(params.run_dir("auto") / "weights" / "best.pt")}
 
     torch.set_num_threads(1)  # small batch-1 passes; also keeps clear of a training running beside it
     teacher = load_teacher(teacher_path)
@@ -85,7 +84,7 @@ def main() -> None:
     print(f"{'student':<12}" + "".join(f"{n:>8}" for n in names))
     for label, row in results.items():
         print(f"{label:<12}" + "".join(f"{row[n]:>8.3f}" for n in names))
-    path = write_json(resolve_path(params.outputs) / "bench" / "feature_fit.json",
+    path = write_json(params.outputs_dir / "bench" / "feature_fit.json",
                       {"teacher": str(teacher_path), "data": str(data), "fit_images": len(fit_images),
                        "eval_images": len(eval_images), "ridge": args.ridge, "r2": results})
     print(f"written {path}")

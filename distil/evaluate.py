@@ -94,7 +94,7 @@ def evaluate(
         One row per model: checkpoint, type, mAP50, mAP50-95, precision, recall, params, GFLOPs,
         ms_per_image, gap_closed (students other than the baseline). ``df.attrs`` holds
         ``per_class`` (a second table: AP50 and AP50-95 per class and model), ``curves``
-        (precision-recall curves per model), ``device`` and ``threads`` (torch CPU threads during timing).
+        (precision-recall curves per model) and ``device``.
         A model whose classes differ from the dataset's (say a COCO teacher) gets no accuracy.
     """
     rows, per_class, curves = [], [], {}
@@ -123,7 +123,6 @@ def evaluate(
     table = pd.DataFrame(rows).set_index("model")
     table["gap_closed"] = gap_closed(table, teacher, baseline)
     table.attrs.update({"per_class": pd.DataFrame(per_class), "curves": curves, "device": str(torch_device),
-                        "threads": torch.get_num_threads(),
                         "imgsz": imgsz, "enhance": enhance, "split": split})
     return table
 
