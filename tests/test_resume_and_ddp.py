@@ -6,6 +6,7 @@ import copy
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -115,3 +116,32 @@ def test_ddp_worker_script_rebuilds_the_same_trainer(tiny_data, rtdetr_teacher, 
     results = pd.read_csv(run / "results.csv")
     assert any("dis_p4" in c for c in results.columns)
     assert YOLO(str(run / "weights" / "best.pt")).model.__class__.__name__ == "DetectionModel"
+
+
+def test_a_checkpoint_from_before_the_package_moved_still_resumes(tmp_path):
+    """``tests/fixtures/old_layout/run/weights/last.pt`` pickles the classes at their old module paths
+    (``distil.model``, ``distil.adapter``, ``distil.losses``, ...; see make_checkpoint.py there)."""
+    import shutil
+
+    fixture = Path(__file__).parent / "fixtures" / "old_layout"
+    work = tmp_path / "old_layout"
+    shutil.copytree(fixture, work)
+    data = work / "data" / "data.yaml"
+    data.write_text(yaml.safe_dump({"path": str(work / "data"), "train": "images/train", "val": "images/val",
+                                    "names": {0: "disc", 1: "square", 2: "triangle"}}))
+    last = work / "run" / "weights" / "last.pt"
+    pickled = torch_load(last, map_location="cpu", weights_only=False)["ema"]
+    assert type(pickled).__name__ == "FeatureDistillationModel"
+
+    seen = {}
+    resumed = YOLO(str(last))
+    resumed.add_callback("on_pretrain_routine_end", lambda trainer: seen.update(
+        start=trainer.start_epoch, loss=trainer.model.feature_loss, weight=trainer.model.dis))
+    resumed.train(trainer=DistillationTrainer, resume=True, data=str(data), distill_model=str(work / "teacher.pt"),
+                  save_dir=str(work / "run"), device="cpu")
+    assert seen["start"] == 1 and seen["weight"] == 0.5
+    assert type(seen["loss"]).__name__ == "ChannelWiseFeatureLoss" and seen["loss"].tau == 2.0
+    results = pd.read_csv(work / "run" / "results.csv")
+    results.columns = results.columns.str.strip()
+    assert list(results["epoch"]) == [1, 2, 3]
+    assert YOLO(str(work / "run" / "weights" / "best.pt")).model.__class__.__name__ == "DetectionModel"
