@@ -25,17 +25,17 @@ test: setup
 	$(PY) -m pytest -q
 
 lint: setup
-	$(VENV)/bin/ruff check distil tests benchmarks tools
+	$(VENV)/bin/ruff check distil tests benchmarks tools notebooks
 
-# The whole series on the demo: teacher (trained once, then reused), preprocessing, features,
-# baseline and distilled student, evaluation; ends with the comparison table.
+# The whole series on the demo, in notebook order: teacher (trained once, then reused), preprocessing,
+# teacher features, baseline and distilled student, evaluation; ends with the comparison table.
 demo: setup
 	mkdir -p $(NB_OUT)
 	$(PAPERMILL) notebooks/00_teacher.ipynb $(NB_OUT)/00_teacher.ipynb -f $(PARAMS)
 	$(PAPERMILL) notebooks/01_preprocessing.ipynb $(NB_OUT)/01_preprocessing.ipynb -f $(PARAMS)
+	$(PAPERMILL) notebooks/02_teacher_features.ipynb $(NB_OUT)/02_teacher_features.ipynb -f $(PARAMS)
 	$(PAPERMILL) notebooks/03_distill.ipynb $(NB_OUT)/03_distill_baseline.ipynb -f $(PARAMS) -p distill_weight 0
 	$(PAPERMILL) notebooks/03_distill.ipynb $(NB_OUT)/03_distill.ipynb -f $(PARAMS)
-	$(PAPERMILL) notebooks/02_teacher_features.ipynb $(NB_OUT)/02_teacher_features.ipynb -f $(PARAMS)
 	$(PAPERMILL) notebooks/04_evaluate.ipynb $(NB_OUT)/04_evaluate.ipynb -f $(PARAMS)
 	$(PY) -m distil.report $(PARAMS)
 
@@ -57,5 +57,6 @@ bench: setup
 study: setup
 	$(PY) benchmarks/kd_study.py --params $(PARAMS)
 
+# After changing a params class: rewrite the notebooks' parameters cells from it.
 notebooks: setup
-	$(PY) tools/build_notebooks.py
+	$(PY) tools/sync_notebook_parameters.py

@@ -17,13 +17,13 @@ import argparse
 
 import torch
 
-import distil  # noqa: F401  (offline Ultralytics)
-from distil.config import DistillParams, resolve_path
-from distil.data import sample_images
-from distil.features import feature_maps, load_student, model_input
+import distil
+from distil.data import load_images
+from distil.engine import load_teacher, pair_layers
+from distil.eval.features import feature_maps, load_student, model_input
 from distil.manifest import write_json
-from distil.pairing import pair_layers
-from distil.teacher import load_teacher
+from distil.params import DistillParams
+from distil.paths import resolve_path
 
 
 def stacked_maps(model: torch.nn.Module, images: list, imgsz: int, indices: list[int]) -> list[torch.Tensor]:
@@ -67,7 +67,7 @@ def main() -> None:
 
     torch.set_num_threads(1)  # small batch-1 passes; also keeps clear of a training running beside it
     teacher = load_teacher(teacher_path)
-    fit_images, eval_images = sample_images(data, args.images, "train"), sample_images(data, args.images, "val")
+    fit_images, eval_images = load_images(data, args.images, "train"), load_images(data, args.images, "val")
     loaded = {label: load_student(spec) for label, spec in students.items()}
     pairs = pair_layers(teacher, next(iter(loaded.values())), params.imgsz)
     t_idx, s_idx = [p.teacher.index for p in pairs], [p.student.index for p in pairs]

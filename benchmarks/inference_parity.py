@@ -13,8 +13,6 @@ distilled model on validation images.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,29 +21,23 @@ import torch
 from ultralytics import YOLO
 
 import distil  # noqa: F401  (offline Ultralytics)
-from distil.config import resolve_path
-from distil.data import sample_images
-from distil.deploy import compare_detections, export_onnx
+from distil.data import load_images
+from distil.eval.deploy import compare_detections, export_onnx
+from distil.eval.timing import interleaved_medians
 from distil.manifest import write_json
+from distil.params import EvalParams
+from distil.paths import resolve_path
 
 
-def interleaved_medians(functions: dict, reps: int) -> dict[str, float]:
-    for fn in functions.values():
-        for _ in range(3):
-            fn()
-    times = {name: [] for name in functions}
-    for _ in range(reps):
-        for name, fn in functions.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: 1000 * statistics.median(values) for name, values in times.items()}
+def milliseconds(functions: dict, reps: int) -> dict[str, float]:
+    return {label: 1000 * seconds for label, seconds in interleaved_medians(functions, reps).items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--baseline", default="outputs/runs/demo-baseline/weights/best.pt")
-    parser.add_argument("--distilled", default="outputs/runs/demo-mse/weights/best.pt")
+    parser.add_argument("--params", default="params/demo.yaml", help="whose baseline and distilled runs (default)")
+    parser.add_argument("--baseline", help="baseline checkpoint (default: the params' baseline run)")
+    parser.add_argument("--distilled", help="distilled checkpoint (default: the params' distilled run)")
     parser.add_argument("--data", default="", help="data.yaml for the detection parity (default: the run's)")
     parser.add_argument("--imgsz", type=int, default=0, help="default: the size the distilled run trained at")
     parser.add_argument("--reps", type=int, default=30)
@@ -53,7 +45,9 @@ def main() -> None:
     parser.add_argument("--out", default="outputs/bench/inference_parity.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    paths = {"baseline": resolve_path(args.baseline), "distilled": resolve_path(args.distilled)}
+    runs = EvalParams.load(args.params).models() if not (args.baseline and args.distilled) else {}
+    paths = {label: resolve_path(given) if given else runs[label]
+             for label, given in (("baseline", args.baseline), ("distilled", args.distilled))}
     for label, path in paths.items():
         if not path.exists():
             raise SystemExit(f"{label} checkpoint {path} not found: train it first (make demo) or pass --{label}")
@@ -65,7 +59,7 @@ def main() -> None:
     x = torch.rand(1, 3, imgsz, imgsz)
     nets = {label: w.model.float().fuse(verbose=False).eval() for label, w in wrappers.items()}
     with torch.inference_mode():
-        torch_ms = interleaved_medians({label: (lambda n=n: n(x)) for label, n in nets.items()}, args.reps)
+        torch_ms = milliseconds({label: (lambda n=n: n(x)) for label, n in nets.items()}, args.reps)
 
     onnx_paths = {label: export_onnx(path, imgsz) for label, path in paths.items()}
     options = onnxruntime.SessionOptions()
@@ -73,11 +67,11 @@ def main() -> None:
     sessions = {label: onnxruntime.InferenceSession(str(p), options, providers=["CPUExecutionProvider"])
                 for label, p in onnx_paths.items()}
     feed = x.numpy().astype(np.float32)
-    onnx_ms = interleaved_medians({label: (lambda s=s: s.run(None, {s.get_inputs()[0].name: feed}))
+    onnx_ms = milliseconds({label: (lambda s=s: s.run(None, {s.get_inputs()[0].name: feed}))
                                    for label, s in sessions.items()}, args.reps)
 
     data = resolve_path(args.data) if args.data else Path(train_args["data"])
-    images = sample_images(data, 20)
+    images = load_images(data, 20)
     parity = compare_detections(YOLO(str(paths["distilled"])), YOLO(str(onnx_paths["distilled"])), images, imgsz)
 
     row = {"imgsz": imgsz, "threads": args.threads, "reps": args.reps, "params": params,

@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 
 import pandas as pd
-
-import distil
 from distil.config import DistillParams, resolve_path
 from distil.viz import read_results
+
+import distil
 
 
 def settings(losses: list[str], masks: list[str], weights: list[float]) -> list[dict]:

@@ -11,8 +11,6 @@ the pipeline's cost can be read against the model it feeds.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import cv2
 import numpy as np
@@ -20,18 +18,13 @@ import torch
 
 import distil  # noqa: F401  (offline Ultralytics)
 from distil.data import DemoSettings, generate_image
+from distil.enhancement.pipeline import STEP_ORDER, Pipeline, enhance
+from distil.eval.timing import interleaved_medians
 from distil.manifest import write_json
-from distil.preprocess import STEP_ORDER, Pipeline, enhance
 
 
 def median_seconds(fn, reps: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return interleaved_medians({"fn": fn}, reps, warmup=1)["fn"]
 
 
 def test_image(width: int, height: int) -> np.ndarray:

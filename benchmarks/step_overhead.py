@@ -16,18 +16,14 @@ overhead (hooks, adapters, feature loss, masks). Target: R <= 1.05.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 from ultralytics.cfg import get_cfg
 
 import distil  # noqa: F401  (offline Ultralytics)
-from distil.hooks import forward_until
+from distil.engine import DistillSettings, FeatureDistillationModel, build_from_yaml, forward_until, load_teacher
+from distil.eval.timing import interleaved_medians
 from distil.manifest import write_json
-from distil.model import FeatureDistillationModel
-from distil.settings import DistillSettings
-from distil.teacher import build_from_yaml, load_teacher
 
 
 def make_batch(batch: int, imgsz: int, device: torch.device) -> dict:
@@ -42,22 +38,12 @@ def make_batch(batch: int, imgsz: int, device: torch.device) -> dict:
     }
 
 
-def timed(fn, device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
-
-
 def measure(teacher_cfg: str, student_cfg: str, imgsz: int, batch: int, reps: int, device: torch.device,
             amp: bool, loss: str, mask: str) -> dict:
     teacher = load_teacher(build_from_yaml(teacher_cfg)).to(device)
     student = build_from_yaml(student_cfg).to(device)
     student.args = get_cfg()
-    settings = DistillSettings(teacher=teacher_cfg, weight=1.0, loss=loss, mask=mask)
+    settings = DistillSettings(distill_model=teacher_cfg, distill_loss=loss, distill_mask=mask)
     wrapper = FeatureDistillationModel(teacher, student, settings, imgsz=imgsz).to(device).train()
     student_optimizer = torch.optim.SGD(student.parameters(), lr=1e-4, momentum=0.9)
     distill_optimizer = torch.optim.SGD([*student.parameters(), *wrapper.projector.parameters()], lr=1e-4, momentum=0.9)
@@ -84,13 +70,7 @@ def measure(teacher_cfg: str, student_cfg: str, imgsz: int, batch: int, reps: in
         distill_optimizer.zero_grad(set_to_none=True)
 
     steps = {"student": student_step, "teacher": teacher_forward, "distill": distill_step}
-    for fn in steps.values():  # warm-up
-        fn()
-    times = {name: [] for name in steps}
-    for _ in range(reps):
-        for name, fn in steps.items():
-            times[name].append(timed(fn, device))
-    medians = {name: statistics.median(values) for name, values in times.items()}
+    medians = interleaved_medians(steps, reps, warmup=1, device=device)
     return {
         "teacher": teacher_cfg, "student": student_cfg, "imgsz": imgsz, "batch": batch, "reps": reps,
         "device": str(device), "amp": amp, "loss": loss, "mask": mask, "threads": torch.get_num_threads(),

@@ -1,32 +1,50 @@
-"""distil: distill a large detector (RT-DETR) into a small YOLO by feature-based distillation.
+"""distil: distill a large detector (RT-DETR) into a small YOLO, on the Ultralytics trainer.
+
+Layers, each importing only those below it (``tests/test_layers.py`` checks it)::
+
+    experiment layer   params, experiment (train), teacher_training, manifest, report, dashboard
+    eval/              compare detectors, deployment parity, feature maps, figures, diagram, timing
+    engine/            settings, hooks, pairing, adapter, losses, masks, distillation model, trainer, teacher
+    enhancement/ data/ image enhancement and enhanced datasets; the demo generator and YOLO readers
+    paths, offline     where files are; keeping Ultralytics off the network
 
 Importing the package first keeps Ultralytics offline (`distil.offline`) and registers the
-distillation config keys (`distil.settings`), so both hold in every process that imports it,
-DDP workers included.
+distillation config keys (`distil.engine.settings`), so both hold in every process that imports it,
+DDP workers included. What is public is `__all__` below, the subpackages' own ``__all__``, and
+`distil.dashboard` (the Voila app, imported only where it is served).
 """
 
 from distil.offline import ensure_offline
 
 ensure_offline()
 
-from distil.settings import register_cfg_keys  # noqa: E402
+from distil.engine.settings import register_cfg_keys  # noqa: E402
+from distil.enhancement.dataset import ENHANCE_KEY  # noqa: E402
 
-register_cfg_keys()
+register_cfg_keys(ENHANCE_KEY)
 
-from distil import data, diagram, features, image_quality, manifest, pairing, viz  # noqa: E402
-from distil.config import DistillParams, ParamsError  # noqa: E402
+from distil import data, engine, enhancement, eval, legacy_paths, manifest, teacher_training  # noqa: E402
 from distil.data import make_demo_dataset  # noqa: E402
-from distil.evaluate import evaluate, save_evaluation  # noqa: E402
+from distil.engine import LOSSES, SETTINGS, DistillationTrainer, FeatureTap, layer_table, pair_layers  # noqa: E402
+from distil.enhancement import Pipeline, enhance  # noqa: E402
+from distil.eval import evaluate, save_evaluation  # noqa: E402
 from distil.experiment import prepare_data, train  # noqa: E402
-from distil.hooks import FeatureTap, layer_table  # noqa: E402
-from distil.losses import LOSSES  # noqa: E402
-from distil.pairing import pair_layers  # noqa: E402
-from distil.preprocess import Pipeline, enhance  # noqa: E402
+from distil.params import (  # noqa: E402
+    DashboardParams,
+    DistillParams,
+    EvalParams,
+    FeatureParams,
+    Params,
+    ParamsError,
+    PreprocessParams,
+    TeacherParams,
+)
 from distil.teacher_training import prepare_teacher  # noqa: E402
-from distil.trainer import DistillationTrainer  # noqa: E402
 
-__all__ = ["DistillParams", "DistillationTrainer", "FeatureTap", "LOSSES", "ParamsError", "Pipeline", "data",
-           "diagram", "enhance", "evaluate", "features", "image_quality", "layer_table", "make_demo_dataset",
-           "manifest", "pair_layers", "pairing", "prepare_data", "prepare_teacher", "save_evaluation", "train",
-           "viz"]
+legacy_paths.install()
+
+__all__ = ["LOSSES", "SETTINGS", "DashboardParams", "DistillParams", "DistillationTrainer", "EvalParams",
+           "FeatureParams", "FeatureTap", "Params", "ParamsError", "Pipeline", "PreprocessParams", "TeacherParams",
+           "data", "engine", "enhance", "enhancement", "eval", "evaluate", "layer_table", "make_demo_dataset",
+           "manifest", "pair_layers", "prepare_data", "prepare_teacher", "save_evaluation", "teacher_training", "train"]
 __version__ = "0.1.0"

@@ -25,8 +25,11 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from distil.enhance_controls import EnhancementControls, png_bytes
-from distil.preprocess import Pipeline
+from distil.engine.teacher import detector
+from distil.enhancement.controls import EnhancementControls, png_bytes
+from distil.enhancement.pipeline import Pipeline
+from distil.eval.diagram import distillation_diagram
+from distil.params import DashboardParams
 
 MAX_PIXELS = 40_000_000  # larger uploads are refused (decoding them could exhaust memory)
 
@@ -51,15 +54,13 @@ def parse_models(spec: str) -> dict[str, Path]:
     return models
 
 
-def choose_models(notebook_models: str = "", outputs: Path | None = None, name: str = "demo",
-                  loss: str = "mse") -> dict[str, Path]:
+def choose_models(params: DashboardParams) -> dict[str, Path]:
     """``DISTIL_MODELS``, else the notebook's ``models``, else this project's baseline and distilled runs."""
-    spec = os.environ.get("DISTIL_MODELS", "").strip() or notebook_models.strip()
+    spec = os.environ.get("DISTIL_MODELS", "").strip() or params.models.strip()
     if spec:
         return parse_models(spec)
-    runs = (outputs or Path("outputs")) / "runs"
-    return {"baseline": runs / f"{name}-baseline" / "weights" / "best.pt",
-            "distilled": runs / f"{name}-{loss}" / "weights" / "best.pt"}
+    return {"baseline": params.run_dir("auto", baseline=True) / "weights" / "best.pt",
+            "distilled": params.run_dir("auto") / "weights" / "best.pt"}
 
 
 def sniff_format(content: bytes) -> str | None:
@@ -96,8 +97,8 @@ def decode_upload(content: bytes, name: str = "upload", max_pixels: int = MAX_PI
     return image
 
 
-def sample_images(data_dirs: list[Path]) -> dict[str, Path]:
-    """Sample images to pick from: a few of each demo dataset's validation set, and Ultralytics' own."""
+def sample_choices(data_dirs: list[Path]) -> dict[str, Path]:
+    """Images to pick from, by label: a few of each demo dataset's validation set, and Ultralytics' own."""
     import ultralytics
 
     samples = {}
@@ -127,8 +128,6 @@ class LoadedModel:
     """A detector loaded once, with the image size it was trained at."""
 
     def __init__(self, label: str, path: Path) -> None:
-        from distil.teacher import detector
-
         self.label, self.path = label, path
         self.model = detector(path)
         self.imgsz = int((getattr(self.model, "ckpt", None) or {}).get("train_args", {}).get("imgsz") or 640)
@@ -294,8 +293,6 @@ class Dashboard:
 
     def show_diagram(self, run_dir: Path | None) -> None:
         """The distillation diagram from the distilled run's own record, when there is one."""
-        from distil.diagram import distillation_diagram
-
         record = Path(run_dir) / "distill.json" if run_dir else None
         if record is None or not record.exists():
             self.diagram_note.value = "No distillation record (distill.json) beside the distilled model."
@@ -307,15 +304,12 @@ class Dashboard:
         self.diagram.value = buffer.getvalue()
 
 
-def build_dashboard(models: str = "", outputs: str | Path = "outputs", name: str = "demo", loss: str = "mse",
-                    teacher: str = "auto") -> Dashboard:
+def build_dashboard(params: DashboardParams) -> Dashboard:
     """The dashboard for a project: models chosen as `choose_models` says, demo samples, the run's diagram."""
-    from distil.config import resolve_path
-
-    outputs = resolve_path(outputs)
-    chosen = choose_models(models, outputs, name, loss)
-    teacher_path = outputs / "teacher" / name / "teacher.pt" if teacher == "auto" else resolve_path(teacher)
+    chosen = choose_models(params)
     distilled = next((p for label, p in chosen.items() if "distil" in label), list(chosen.values())[-1])
     run_dir = distilled.parent.parent if distilled.parent.name == "weights" else None
-    data_dirs = sorted((outputs / "data").glob("demo-*")) if (outputs / "data").exists() else []
-    return Dashboard(chosen, sample_images(data_dirs[:1]), teacher_path if teacher_path.exists() else None, run_dir)
+    data_root = params.outputs_dir / "data"
+    data_dirs = sorted(data_root.glob("demo-*")) if data_root.exists() else []
+    teacher = params.teacher_path if params.teacher_path.exists() else None
+    return Dashboard(chosen, sample_choices(data_dirs[:1]), teacher, run_dir)

@@ -18,13 +18,15 @@ import torch
 from ultralytics import YOLO
 from ultralytics.utils import LOGGER
 
-from distil.config import DistillParams, Params, ParamsError, resolve_model_file, resolve_path
-from distil.data import make_demo_dataset
-from distil.enhanced_data import EnhancedDetectionTrainer
+from distil.data import DemoSettings, make_demo_dataset
+from distil.engine import DistillationTrainer
+from distil.engine.losses import LOSSES, loss_arguments
+from distil.engine.model import check_student
+from distil.engine.settings import SETTINGS, canonicalize
+from distil.enhancement.dataset import EnhancedDetectionTrainer
 from distil.manifest import write_manifest
-from distil.model import check_student
-from distil.settings import DistillSettings
-from distil.trainer import DistillationTrainer
+from distil.params import DistillParams, Params, ParamsError
+from distil.paths import resolve_model_file, resolve_path
 
 
 def use_all_cpu_cores(trainer) -> None:
@@ -42,8 +44,9 @@ def prepare_data(params: Params, n_train: int | None = None) -> Path:
     if params.data != "demo":
         return resolve_path(params.data)
     n_train = params.demo_train if n_train is None else n_train
-    return make_demo_dataset(params.demo_data_dir(n_train), n_train, params.demo_val, params.demo_imgsz,
-                             seed=params.demo_seed, n_test=params.demo_test)
+    settings = DemoSettings(n_train=n_train, n_val=params.demo_val, imgsz=params.demo_imgsz, seed=params.demo_seed,
+                            n_test=params.demo_test)
+    return make_demo_dataset(params.demo_data_dir(n_train), settings)
 
 
 def ultralytics_overrides(params: DistillParams, data_yaml: Path) -> dict[str, Any]:
@@ -70,17 +73,9 @@ def ultralytics_overrides(params: DistillParams, data_yaml: Path) -> dict[str, A
         "name": params.run_name,
         "exist_ok": True,
     }
-    if params.distilling:
-        overrides.update({
-            "distill_model": str(resolve_model_file(params.teacher_path, "teacher")),
-            "dis": params.distill_weight,
-            "distill_loss": params.loss,
-            "distill_teacher_layers": params.teacher_layers,
-            "distill_student_layers": params.student_layers,
-            "distill_mask": params.distill_mask,
-            "distill_mask_bg": params.mask_bg,
-            "distill_tau": params.cwd_tau,
-        })
+    if params.distilling:  # the settings under their own keys: the trainer checks them as it would any call's
+        overrides["distill_model"] = str(resolve_model_file(params.teacher_path, "teacher"))
+        overrides.update({key: getattr(params, key) for key in SETTINGS})
     return overrides
 
 
@@ -98,13 +93,8 @@ def train(params: DistillParams | dict | str | Path, **overrides: Any) -> Path:
     Raises:
         ParamsError: A parameter is invalid; raised before any data is generated or read.
     """
-    params = DistillParams.load(params, **overrides)
+    params = DistillParams.load(params, **overrides)  # every setting checked, before anything is built
     started = time.time()
-    if params.distilling:
-        try:  # the loss name and the other distillation settings, before anything is built
-            DistillSettings.from_args(ultralytics_overrides(params, Path("unused.yaml")))
-        except (ValueError, FileNotFoundError) as error:
-            raise ParamsError(str(error)) from None
     run_dir = params.runs_dir / params.run_name
     last = run_dir / "weights" / "last.pt"
     trainer = DistillationTrainer if params.distilling else EnhancedDetectionTrainer
@@ -144,9 +134,20 @@ def finished_run(run_dir: Path, params: DistillParams) -> bool:
         raise ParamsError(f"{run_dir} holds an unfinished run: set resume: true to continue it, rebuild: true to "
                           "start it again, or run: <new name>")
     recorded = json.loads(manifest.read_text()).get("params", {})
-    volatile = {"rebuild", "resume", "plots", "workers", "device"}
-    differing = sorted(k for k, v in params.as_dict().items() if k not in volatile and recorded.get(k) != v)
+    volatile = {"rebuild", "resume", "plots", "workers", "device", "samples"}
+    recorded, current = comparable(recorded), comparable(params.as_dict())
+    differing = sorted(k for k, v in current.items() if k not in volatile and recorded.get(k) != v)
     if differing:
         raise ParamsError(f"{run_dir} holds a run made with other params ({', '.join(differing)}): set "
                           "run: <new name> to keep both, or rebuild: true to replace it")
     return True
+
+
+def comparable(values: dict[str, Any]) -> dict[str, Any]:
+    """Params under their current keys with every default filled in, the loss's own argument defaults too,
+    so a run recorded before a key was renamed or added compares equal to the same run asked for today."""
+    canonical, _ = canonicalize(values)
+    full = {**DistillParams().as_dict(), **canonical}
+    if full["distill_loss"] in LOSSES:
+        full["distill_loss_args"] = {**loss_arguments(full["distill_loss"]), **full["distill_loss_args"]}
+    return full

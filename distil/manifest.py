@@ -11,6 +11,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from distil.paths import project_root, resolve_path
+
 PACKAGES = ("distil", "ultralytics", "torch", "torchvision", "opencv-python", "numpy", "papermill", "onnxruntime")
 
 
@@ -50,8 +52,6 @@ def device_description(device: Any = None) -> str:
 
 def write_json(path: str | Path, data: Any) -> Path:
     """Write ``data`` as indented JSON to ``path`` (relative paths from the project root), making folders."""
-    from distil.config import resolve_path
-
     path = resolve_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, default=str))
@@ -60,8 +60,6 @@ def write_json(path: str | Path, data: Any) -> Path:
 
 def write_manifest(path: Path, params: dict[str, Any], started: float, **extra: Any) -> Path:
     """Write ``manifest.json`` describing a finished step; returns its path."""
-    from distil.config import project_root
-
     record = {
         "params": params,
         "git_commit": git_commit(project_root()),

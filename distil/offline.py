@@ -8,7 +8,8 @@ before `ultralytics` is first imported (``distil/__init__.py`` does it), and:
 - sets ``YOLO_OFFLINE=1`` (no DNS online check) and ``YOLO_AUTOINSTALL=False`` (no pip runs);
 - points ``YOLO_CONFIG_DIR`` at a project-local folder unless the user chose one, and puts the two
   TTF fonts Ultralytics asks for there (copies of matplotlib's DejaVu Sans);
-- turns off settings-driven network traffic (analytics ``sync``, logger integrations).
+- turns off settings-driven network traffic (analytics ``sync``, logger integrations) in this
+  process, without writing to the settings file.
 
 Missing weights or datasets named by bare name are not downloaded: `distil.config` resolves
 paths first and fails with a message that names the file.
@@ -70,12 +71,14 @@ def patch_ultralytics_flags() -> None:
 
 
 def disable_network_settings() -> None:
-    """Switch off the Ultralytics settings that send data (analytics, experiment trackers)."""
+    """Switch off the Ultralytics settings that send data (analytics, experiment trackers), in memory only.
+
+    ``SETTINGS.update`` would also write them to the settings file, which may be the user's own
+    (``YOLO_CONFIG_DIR``): this process must not change what the user chose for other programs.
+    """
     from ultralytics.utils import SETTINGS
 
-    wanted = {key: False for key in _NETWORK_SETTINGS if key in SETTINGS and SETTINGS[key] is not False}
-    if wanted:
-        SETTINGS.update(wanted)
+    dict.update(SETTINGS, {key: False for key in _NETWORK_SETTINGS if key in SETTINGS})
 
 
 def offline_amp_check() -> None:

@@ -10,7 +10,7 @@ import sys
 
 import pandas as pd
 
-from distil.config import EvalParams
+from distil.params import EvalParams
 
 
 def main(params_file: str) -> int:

@@ -27,10 +27,11 @@ import yaml
 from ultralytics import RTDETR, YOLO
 from ultralytics.nn.tasks import yaml_model_load
 
-from distil.config import TeacherParams, resolve_model_file
+from distil.engine.teacher import detector
 from distil.experiment import prepare_data, use_all_cpu_cores
 from distil.manifest import write_manifest
-from distil.teacher import detector
+from distil.params import TeacherParams
+from distil.paths import resolve_model_file
 
 
 @dataclass
@@ -86,7 +87,7 @@ def teacher_data(params: TeacherParams) -> Path:
     return prepare_data(params, params.teacher_train)
 
 
-def validate(checkpoint: str | Path, data: Path, params: TeacherParams, name: str) -> tuple[float, float]:
+def validation_map(checkpoint: str | Path, data: Path, params: TeacherParams, name: str) -> tuple[float, float]:
     """mAP50 and mAP50-95 of a checkpoint on the validation split, by the Ultralytics validator."""
     metrics = detector(checkpoint).val(data=str(data), imgsz=params.imgsz, batch=params.batch,
                                        device=params.ultralytics_device, plots=False, verbose=False,
@@ -127,7 +128,7 @@ def prepare_teacher(params: TeacherParams) -> TeacherReport:
     made_here = record.exists() and json.loads(record.read_text()).get("checkpoint") == str(checkpoint)
     data = teacher_data(params)
     if checkpoint.exists() and not params.rebuild:
-        map50, map50_95 = validate(checkpoint, data, params, "val")
+        map50, map50_95 = validation_map(checkpoint, data, params, "val")
         return TeacherReport(str(checkpoint), "reused" if made_here else "given", map50, map50_95, str(data))
     if checkpoint.exists() and not made_here:
         raise FileExistsError(f"rebuild=True would replace {checkpoint}, which this project did not make; "
@@ -160,7 +161,7 @@ def prepare_teacher(params: TeacherParams) -> TeacherReport:
 
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(best, checkpoint)
-    map50, map50_95 = validate(checkpoint, data, params, "val")
+    map50, map50_95 = validation_map(checkpoint, data, params, "val")
     report = TeacherReport(str(checkpoint), source, map50, map50_95, str(data), stages)
     record.parent.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps(report.as_dict(), indent=2))

@@ -9,14 +9,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 import distil  # noqa: F401  (keeps Ultralytics offline before anything else imports it)
 from distil.data import make_demo_dataset
-from distil.teacher import build_from_yaml, save_teacher_checkpoint
+from distil.engine import build_from_yaml
 
 # warmup off and nbs = batch: every batch is an optimizer step with a non-zero learning rate
 TINY = {"imgsz": 64, "batch": 8, "nbs": 8, "warmup_epochs": 0, "device": "cpu", "workers": 0, "plots": False,
         "seed": 0}
+
+
+def save_teacher_checkpoint(model, path: Path) -> Path:
+    """A model saved as a minimal Ultralytics checkpoint, as a trained teacher would be (weights fixed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": model, "train_args": {}, "date": None, "version": None}, path)
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +47,7 @@ def yolo_teacher(tmp_path_factory) -> Path:
 
 def distill_overrides(data: Path, teacher: Path, project: Path, name: str, **extra) -> dict:
     """Ultralytics train() arguments of a tiny distillation run."""
-    return {**TINY, "data": str(data), "distill_model": str(teacher), "dis": 1.0, "project": str(project),
+    return {**TINY, "data": str(data), "distill_model": str(teacher), "distill_weight": 1.0, "project": str(project),
             "name": name, "exist_ok": True, **extra}
 
 

@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 import distil
+from distil import DashboardParams
 from distil.dashboard import Dashboard, UploadError, choose_models, decode_upload, parse_models
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,7 +80,7 @@ def test_enhancement_toggles_change_the_image_models_see(app, image):
     app.controls.auto_gamma.value = False
     app.controls.settings["gamma"]["gamma"].value = 2.5
     assert app.controls.pipeline.as_dict() == {"gamma": {"gamma": 2.5}}
-    assert np.array_equal(app.enhanced, distil.preprocess.gamma(app.image, gamma=2.5))
+    assert np.array_equal(app.enhanced, distil.enhancement.pipeline.gamma(app.image, gamma=2.5))
 
 
 def test_thresholds_rerun_detection(app, image):
@@ -139,12 +140,14 @@ def test_models_come_from_the_environment_then_the_notebook_then_the_demo(monkey
     with pytest.raises(ValueError, match="is not label=path.pt"):
         parse_models("x.pt")
     monkeypatch.delenv("DISTIL_MODELS", raising=False)
-    assert choose_models("", tmp_path, "demo", "cwd") == {
+    params = DashboardParams.load({"outputs": str(tmp_path), "distill_loss": "cwd"})
+    assert choose_models(params) == {
         "baseline": tmp_path / "runs" / "demo-baseline" / "weights" / "best.pt",
         "distilled": tmp_path / "runs" / "demo-cwd" / "weights" / "best.pt"}
-    assert choose_models("n=yolov8n.pt", tmp_path) == {"n": Path("yolov8n.pt")}
+    given = DashboardParams.load({"outputs": str(tmp_path), "models": "n=yolov8n.pt"})
+    assert choose_models(given) == {"n": Path("yolov8n.pt")}
     monkeypatch.setenv("DISTIL_MODELS", "small=s.pt,big=b.pt")
-    assert list(choose_models("n=yolov8n.pt", tmp_path)) == ["small", "big"]
+    assert list(choose_models(given)) == ["small", "big"]
 
 
 def test_the_distillation_diagram_is_drawn_from_the_run(app):

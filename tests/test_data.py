@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from distil.data import CLASS_NAMES, FAULTS, apply_fault, image_faults, make_demo_dataset, render_scene
+from distil.data.demo import CLASS_NAMES, FAULTS, apply_fault, image_faults, make_demo_dataset, render_scene
 
 
 def digest(root):

@@ -7,7 +7,7 @@ import shutil
 import cv2
 from ultralytics import YOLO
 
-from distil.deploy import compare_detections, export_onnx
+from distil.eval.deploy import compare_detections, export_onnx
 
 
 def test_onnx_export_matches_pytorch_detections(distilled_run, tiny_data, tmp_path):

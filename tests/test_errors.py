@@ -9,22 +9,24 @@ from ultralytics.cfg import get_cfg
 
 import distil
 from distil import DistillationTrainer, ParamsError
-from distil.config import DistillParams
-from distil.model import FeatureDistillationModel
-from distil.pairing import PairingError
-from distil.settings import DistillSettings
-from distil.teacher import build_from_yaml
+from distil.engine import FeatureDistillationModel
+from distil.engine.pairing import PairingError
+from distil.engine.settings import DistillSettings
+from distil.engine.teacher import build_from_yaml
+from distil.params import DistillParams
 
 from .conftest import distill_overrides
 
 
 @pytest.mark.parametrize("extra, error, message", [
-    ({"distill_loss": "kld"}, ValueError, "distill_loss='kld' is not a known feature loss; choose one of"),
+    ({"distill_loss": "kld"}, ValueError, "distill_loss='kld' is not one of \\['cwd', 'mse', 'pkd'\\]"),
     ({"distill_mask": "boxes"}, ValueError, "distill_mask='boxes' is not one of"),
     ({"distill_teacher_layers": "a,b"}, ValueError, "not 'auto' or a list of layer indices"),
     ({"distill_student_layers": [-1]}, ValueError, "not 'auto' or a non-empty list"),
-    ({"dis": -1.0}, ValueError, "must be >= 0"),
-    ({"distill_tau": 0}, ValueError, "distill_tau=0.0 must be > 0"),
+    ({"dis": -1.0}, ValueError, "dis=-1.0 must be >= 0"),
+    ({"distill_weight": 2.0, "dis": 1.0}, ValueError, "name the same setting \\(distill_weight\\) with different"),
+    ({"distill_loss": "cwd", "distill_tau": 0}, ValueError, "distill_tau: tau=0 must be a number > 0"),
+    ({"distill_loss_args": {"tau": 2.0}}, ValueError, "loss 'mse' has no argument 'tau' \\(it takes no arguments"),
     ({"distill_model": "missing/rtdetr-x.pt"}, FileNotFoundError, "distil never downloads weights"),
     ({"distill_model": "rtdetr-xx.yaml"}, FileNotFoundError, "not an Ultralytics model YAML"),
     ({"distill_model": "teacher.onnx"}, ValueError, "must be a .pt checkpoint or a model .yaml"),
@@ -32,6 +34,8 @@ from .conftest import distill_overrides
 def test_bad_distillation_settings_fail_before_the_dataset_is_read(tmp_path, rtdetr_teacher, extra, error, message):
     missing_data = tmp_path / "no-such-data.yaml"  # would fail later, in the dataset check
     overrides = distill_overrides(missing_data, rtdetr_teacher, tmp_path, "bad", model="yolov8n.yaml", **extra)
+    if "dis" in extra and "distill_weight" not in extra:
+        overrides.pop("distill_weight")  # the user wrote Ultralytics' own name only
     with pytest.raises(error, match=message):
         DistillationTrainer(overrides=overrides)
     assert not (tmp_path / "bad").exists()  # no run directory was made
@@ -57,7 +61,7 @@ def test_unpairable_layers_stop_before_the_first_step(tiny_data, rtdetr_teacher,
 def test_rtdetr_student_is_refused():
     teacher = build_from_yaml("rtdetr-demo.yaml")
     student = build_from_yaml("rtdetr-demo.yaml")
-    settings = DistillSettings(teacher="t.pt", weight=1.0)
+    settings = DistillSettings(distill_model="t.pt")
     with pytest.raises(TypeError, match="student must be a YOLO detector with a Detect head"):
         FeatureDistillationModel(teacher, student, settings, imgsz=64)
 
@@ -70,9 +74,11 @@ def test_rtdetr_student_is_refused():
     ({"teacher": "nowhere/teacher.pt"}, "teacher \\(parameter teacher\\) checkpoint 'nowhere/teacher.pt' not found"),
     ({"student": "yolov99z.yaml"}, "not an Ultralytics model YAML"),
     ({"data": "nowhere/data.yaml"}, "expected 'demo' or an existing YOLO data.yaml"),
-    ({"loss": "l1"}, "distill_loss='l1' is not a known feature loss"),
+    ({"loss": "l1"}, "parameter loss='l1' is not one of"),
+    ({"distill_loss": "l1"}, "parameter distill_loss='l1' is not one of"),
+    ({"loss": "cwd", "distill_loss_args": {"tau": -1}}, "parameter distill_loss_args: tau=-1 must be a number > 0"),
     ({"distill_mask": "box"}, "distill_mask='box' is not one of"),
-    ({"teacher_layers": [21, "x"]}, "teacher_layers=\\[21, 'x'\\]"),
+    ({"teacher_layers": [21, "x"]}, "parameter teacher_layers=\\[21, 'x'\\] has type list; expected str or list"),
 ])
 def test_bad_params_fail_before_data_is_generated(tmp_path, rtdetr_teacher, overrides, message):
     params = {"name": "bad", "teacher": str(rtdetr_teacher), "student": "yolov8n.yaml", "outputs": str(tmp_path),
@@ -94,7 +100,7 @@ def test_nonfinite_feature_loss_is_skipped_and_reported():
             parameter.fill_(float("nan"))
     student = build_from_yaml("yolov8n.yaml")
     student.args = get_cfg()  # the loss reads its gains from the (default) training args
-    model = FeatureDistillationModel(teacher, student, DistillSettings(teacher="t.pt", weight=1.0), imgsz=64).train()
+    model = FeatureDistillationModel(teacher, student, DistillSettings(distill_model="t.pt"), imgsz=64).train()
     batch = {"img": torch.rand(2, 3, 64, 64), "cls": torch.tensor([[0.0], [1.0]]),
              "bboxes": torch.tensor([[0.5, 0.5, 0.3, 0.3], [0.3, 0.3, 0.2, 0.2]]),
              "batch_idx": torch.tensor([0.0, 1.0])}

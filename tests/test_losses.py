@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from distil.losses import LOSSES, build_loss
-from distil.masks import foreground_weights
+from distil.engine.losses import LOSSES, build_loss
+from distil.engine.masks import foreground_weights
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def test_cwd_matches_direct_kl_of_spatial_softmax(maps):
             pt = np.exp(t[i, j].ravel() / tau) / np.exp(t[i, j].ravel() / tau).sum()
             total += (pt * np.log(pt / ps)).sum()
     expected = total * tau**2 / (n * c)
-    assert float(build_loss("cwd", tau=tau)(*maps[:2])) == pytest.approx(expected, rel=1e-9)
+    assert float(build_loss("cwd", {"tau": tau})(*maps[:2])) == pytest.approx(expected, rel=1e-9)
 
 
 def test_cwd_with_uniform_weight_equals_unweighted(maps):
@@ -102,3 +102,13 @@ def test_masked_mse_ignores_background_differences():
     weights = foreground_weights(torch.tensor([[0.25, 0.5, 0.5, 1.0]]), torch.tensor([0]), 1, (4, 4), 0.0)
     assert float(build_loss("mse")(student, teacher, weights)) == 0.0
     assert float(build_loss("mse")(student, teacher)) > 0
+
+
+def test_loss_arguments_reach_only_the_loss_that_takes_them():
+    assert build_loss("cwd", {"tau": 3.0}).tau == 3.0
+    with pytest.raises(ValueError, match="loss 'mse' has no argument 'tau' \\(it takes no arguments\\)"):
+        build_loss("mse", {"tau": 3.0})
+    with pytest.raises(ValueError, match="loss 'cwd' has no argument 'temperature' \\(it takes tau\\)"):
+        build_loss("cwd", {"temperature": 3.0})
+    with pytest.raises(ValueError, match="tau=-1 must be a number > 0"):
+        build_loss("cwd", {"tau": -1})

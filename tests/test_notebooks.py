@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import sys
 from pathlib import Path
 
 import nbformat
@@ -14,13 +15,16 @@ import pytest
 import yaml
 
 import distil
-from distil import config
+from distil import params as config
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+from sync_notebook_parameters import parameters_source, params_class_of  # noqa: E402
+
 NOTEBOOKS = ROOT / "notebooks"
 SMOKE = ROOT / "params" / "smoke.yaml"
-SERIES = [("00_teacher", {}), ("01_preprocessing", {}), ("03_distill", {"distill_weight": 0.0}),
-          ("03_distill", {}), ("02_teacher_features", {}), ("04_evaluate", {})]
+SERIES = [("00_teacher", {}), ("01_preprocessing", {}), ("02_teacher_features", {}),
+          ("03_distill", {"distill_weight": 0.0}), ("03_distill", {}), ("04_evaluate", {})]
 PARAMS_CLASS = {"00_teacher": config.TeacherParams, "01_preprocessing": config.PreprocessParams,
                 "02_teacher_features": config.FeatureParams, "03_distill": config.DistillParams,
                 "04_evaluate": config.EvalParams}
@@ -92,19 +96,26 @@ def test_distill_notebook_records_runs_with_distill_columns(series):
     assert not any("dis_" in c for c in pd.read_csv(baseline / "results.csv").columns)
     manifest = json.loads((distilled / "manifest.json").read_text())
     assert 0 <= manifest["final_metrics"]["metrics/mAP50(B)"] <= 1
-    assert manifest["params"]["loss"] == "mse" and manifest["seed"] == 0 and manifest["device"].startswith("cpu")
+    assert manifest["params"]["distill_loss"] == "mse" and manifest["seed"] == 0
+    assert manifest["device"].startswith("cpu")
     assert manifest["git_commit"] is None or len(manifest["git_commit"]) >= 40
     assert json.loads((distilled / "distill.json").read_text())["teacher_type"] == "RTDETRDetectionModel"
     _, images = outputs_of(executed["03_distill"])
     assert images >= 2  # loss curves and the diagram
 
 
-def test_features_notebook_compares_teacher_untrained_and_trained_student(series):
+def test_features_notebook_shows_pairing_and_maps_before_any_training(series):
     _, executed = series
     text, images = outputs_of(executed["02_teacher_features"])
-    assert "trained student + adapter" in text and "untrained student" in text
     assert "1x1 conv 64 -> 64" in text  # the pairing table
-    assert images >= 2 + 1  # one panel per sample image, and the diagram
+    assert images >= load_smoke()["samples"]  # one panel per sample image
+
+
+def test_evaluate_notebook_shows_what_the_distilled_student_learned(series):
+    _, executed = series
+    text, images = outputs_of(executed["04_evaluate"])
+    assert "compared: teacher, untrained student, trained student + adapter" in text
+    assert images >= 4 + load_smoke()["samples"]  # bars, PR curves, losses, detections; one panel per image
 
 
 def test_evaluate_notebook_writes_the_comparison(series):
@@ -179,7 +190,11 @@ def test_committed_notebooks_are_clean_and_their_parameters_match_the_params_cla
             assert "def " not in cell.source and "class " not in cell.source, f"{name} defines code"
     parameters = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(parameters) == 1
+    assert params_class_of(notebook) is PARAMS_CLASS[name]
+    assert parameters[0].source == parameters_source(PARAMS_CLASS[name]), \
+        f"{name}'s parameters cell is out of step with its params class: run make notebooks"
     namespace: dict = {}
     exec(parameters[0].source, namespace)  # noqa: S102  (plain assignments only)
-    defaults = {f.name: f.default for f in dataclasses.fields(PARAMS_CLASS[name])}
+    defaults = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                for f in dataclasses.fields(PARAMS_CLASS[name])}
     assert {k: v for k, v in namespace.items() if not k.startswith("__")} == defaults

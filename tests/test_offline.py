@@ -53,3 +53,25 @@ def test_training_validation_and_prediction_make_no_network_attempt(tiny_data, r
     assert (tmp_path / "fresh-config" / "Ultralytics" / "Arial.ttf").exists()
     assert (tmp_path / "runs" / "guard-cwd" / "weights" / "best.pt").exists()
     assert any((tmp_path / "plain").glob("*.png")) or any((tmp_path / "plain").glob("*.jpg"))
+
+
+def test_importing_distil_leaves_the_users_settings_file_as_it_was(tmp_path):
+    """Offline switches live in memory: a user's own YOLO_CONFIG_DIR keeps the settings they chose."""
+    config = tmp_path / "my-config"
+    script = textwrap.dedent("""
+        import json, sys
+        from pathlib import Path
+        from ultralytics.utils import SETTINGS
+        SETTINGS.update({"sync": True})  # the user's own choice, saved by Ultralytics
+        before = Path(sys.argv[1]).read_text()
+        import distil
+        from ultralytics.utils import SETTINGS
+        print(json.dumps({"same": Path(sys.argv[1]).read_text() == before, "sync_now": SETTINGS["sync"],
+                          "saved_sync": json.loads(before)["sync"]}))
+    """)
+    env = {**os.environ, "YOLO_CONFIG_DIR": str(config), "YOLO_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", script, str(config / "Ultralytics" / "settings.json")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result == {"same": True, "sync_now": False, "saved_sync": True}

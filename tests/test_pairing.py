@@ -7,9 +7,9 @@ import re
 import pytest
 import torch
 
-from distil.hooks import FeatureTap, forward_until, head_inputs, layer_table
-from distil.pairing import PairingError, pair_layers
-from distil.teacher import build_from_yaml
+from distil.engine.hooks import FeatureTap, forward_until, head_inputs, layer_table
+from distil.engine.pairing import PairingError, pair_layers
+from distil.engine.teacher import build_from_yaml
 
 IMGSZ = 64
 

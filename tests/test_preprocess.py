@@ -6,9 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from distil.data import DemoSettings, generate_image
-from distil.image_quality import channel_spread, fault_effects, high_frequency, local_contrast
-from distil.preprocess import (
+from distil.data.demo import DemoSettings, generate_image
+from distil.enhancement.pipeline import (
     STEP_ORDER,
     Pipeline,
     auto_contrast,
@@ -19,6 +18,7 @@ from distil.preprocess import (
     sharpen,
     white_balance,
 )
+from distil.enhancement.quality import channel_spread, fault_effects, high_frequency, local_contrast
 
 SETTINGS = DemoSettings(n_train=300, n_val=0, imgsz=160, seed=11, fault_fraction=1.0)
 
@@ -193,7 +193,7 @@ def test_training_and_validation_images_go_through_the_pipeline(tiny_data, tmp_p
     """With enhance set, the images the trainer feeds the model are the enhanced ones."""
     from ultralytics import YOLO
 
-    from distil.enhanced_data import EnhancedDetectionTrainer, EnhancedImageLoader
+    from distil.enhancement.dataset import EnhancedDetectionTrainer, EnhancedImageLoader
 
     pipeline = tmp_path / "bright.yaml"
     pipeline.write_text("steps:\n  - gamma: 3.0\n")  # strong, easy to see: lifts every mid-tone
@@ -222,7 +222,7 @@ def test_training_and_validation_images_go_through_the_pipeline(tiny_data, tmp_p
 
 
 def test_a_bad_enhance_value_fails_before_data_is_read(tmp_path):
-    from distil.enhanced_data import EnhancedDetectionTrainer
+    from distil.enhancement.dataset import EnhancedDetectionTrainer
 
     with pytest.raises(FileNotFoundError, match="not 'none', 'default' or an existing YAML"):
         EnhancedDetectionTrainer(overrides={"model": "yolov8n.yaml", "data": str(tmp_path / "none.yaml"),

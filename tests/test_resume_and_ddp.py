@@ -17,11 +17,11 @@ from ultralytics.utils.dist import generate_ddp_file
 from ultralytics.utils.patches import torch_load
 
 from distil import DistillationTrainer
-from distil.model import FeatureDistillationModel
+from distil.engine import FeatureDistillationModel
 
 from .conftest import distill_overrides
 
-SETTINGS = {"distill_loss": "cwd", "distill_mask": "gt", "distill_tau": 2.0, "dis": 0.5,
+SETTINGS = {"distill_loss": "cwd", "distill_mask": "gt", "distill_loss_args": {"tau": 2.0}, "distill_weight": 0.5,
             "distill_teacher_layers": [24, 27], "distill_student_layers": [18, 21]}
 
 
@@ -64,8 +64,7 @@ def test_crash_then_resume_continues_with_the_same_distillation(tiny_data, rtdet
     assert seen["start_epoch"] == 1
     assert seen["teacher"] == str(rtdetr_teacher)
     settings = seen["settings"]
-    assert (settings.loss, settings.mask, settings.tau, settings.weight) == ("cwd", "gt", 2.0, 0.5)
-    assert (settings.teacher_layers, settings.student_layers) == ((24, 27), (18, 21))
+    assert settings.as_dict() == {**SETTINGS, "distill_model": str(rtdetr_teacher), "distill_mask_bg": 0.1}
     saved_adapters = checkpoint["ema"].projector.state_dict()
     for key, value in seen["adapters"].items():
         assert torch.allclose(value, saved_adapters[key].float(), atol=1e-3)
@@ -80,8 +79,20 @@ def test_crash_then_resume_continues_with_the_same_distillation(tiny_data, rtdet
     assert list(results["epoch"]) == [1, 2, 3]
     assert {"train/dis_p4", "train/dis_p5"} <= set(results.columns) and "train/dis_p3" not in results.columns
     record = json.loads((run / "distill.json").read_text())
-    assert record["loss"] == "cwd" and [lv["level"] for lv in record["levels"]] == ["p4", "p5"]
+    assert record["settings"]["distill_loss"] == "cwd" and [lv["level"] for lv in record["levels"]] == ["p4", "p5"]
     assert record["steps"] == 6  # 2 steps per epoch over 3 epochs, counted across the resume
+
+
+def test_older_names_given_to_ultralytics_land_in_args_under_their_keys(tiny_data, rtdetr_teacher, tmp_path):
+    """``dis`` and ``distill_tau`` still work; args.yaml holds ``distill_weight`` and ``distill_loss_args``."""
+    overrides = distill_overrides(tiny_data, rtdetr_teacher, tmp_path, "aliases", model="yolov8n.yaml")
+    overrides.pop("distill_weight")
+    default = DistillationTrainer(overrides=overrides)
+    assert default.distill_settings.distill_weight == 1.0 and default.args.dis == 1.0  # not Ultralytics' 6.0
+    trainer = DistillationTrainer(overrides={**overrides, "dis": 0.3, "distill_loss": "cwd", "distill_tau": 3.0})
+    assert trainer.distill_settings.distill_weight == 0.3
+    assert trainer.args.distill_weight == 0.3 and trainer.args.distill_loss_args == {"tau": 3.0}
+    assert trainer.args.distill_tau is None
 
 
 def test_resume_refuses_a_yaml_teacher(tiny_data, tmp_path):
@@ -111,7 +122,7 @@ def test_ddp_worker_script_rebuilds_the_same_trainer(tiny_data, rtdetr_teacher, 
     assert out.returncode == 0, out.stderr[-3000:]
     run = tmp_path / "ddp"
     record = json.loads((run / "distill.json").read_text())
-    assert record["loss"] == "cwd" and record["mask"] == "gt" and record["weight"] == 0.5
+    assert {k: record["settings"][k] for k in SETTINGS} == SETTINGS
     assert [(lv["teacher"]["index"], lv["student"]["index"]) for lv in record["levels"]] == [(24, 18), (27, 21)]
     results = pd.read_csv(run / "results.csv")
     assert any("dis_p4" in c for c in results.columns)
@@ -136,7 +147,7 @@ def test_a_checkpoint_from_before_the_package_moved_still_resumes(tmp_path):
     seen = {}
     resumed = YOLO(str(last))
     resumed.add_callback("on_pretrain_routine_end", lambda trainer: seen.update(
-        start=trainer.start_epoch, loss=trainer.model.feature_loss, weight=trainer.model.dis))
+        start=trainer.start_epoch, loss=trainer.model.feature_loss, weight=trainer.model.settings.distill_weight))
     resumed.train(trainer=DistillationTrainer, resume=True, data=str(data), distill_model=str(work / "teacher.pt"),
                   save_dir=str(work / "run"), device="cpu")
     assert seen["start"] == 1 and seen["weight"] == 0.5

@@ -18,7 +18,7 @@ def test_yolo_teacher_distills_into_a_smaller_yolo(tiny_data, yolo_teacher, tmp_
     assert [(lv["adapter"]["in_channels"], lv["adapter"]["out_channels"]) for lv in record["levels"]] == [
         (64, 128), (128, 256), (256, 512)]
     manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["params"]["loss"] == "pkd" and manifest["trainer"] == "DistillationTrainer"
+    assert manifest["params"]["distill_loss"] == "pkd" and manifest["trainer"] == "DistillationTrainer"
     assert manifest["packages"]["ultralytics"].startswith("8.4") and manifest["wall_time_s"] > 0
 
 

@@ -1,19 +1,22 @@
 """Run parameters: one dataclass per notebook, flat keys, validated before any work starts.
 
 The same flat names appear in ``params/*.yaml``, in each notebook's ``parameters`` cell and
-here, so ``papermill ... -p loss cwd`` and ``-f params/demo.yaml`` both land in the same field.
-One params file may serve the whole notebook series, so a key that belongs to another notebook is
-accepted and ignored; a key no notebook knows is a typo and stops the run, with the closest
-valid names suggested.
+here, so ``papermill ... -p distill_loss cwd`` and ``-f params/demo.yaml`` both land in the same
+field. Each field's meaning is in its metadata (``help``), which the notebooks' parameters cells
+show. The distillation settings are not defined here: their fields take key, default and help from
+`distil.engine.settings.SETTINGS`, which also checks them, and their older names (``loss``,
+``teacher_layers``, ...) are accepted as aliases.
 
-This module imports nothing else of the package (Ultralytics only lazily, to find model YAMLs).
+One params file may serve the whole notebook series, so a key that belongs to another notebook is
+accepted and ignored; a key no notebook knows is a typo and stops the run, with the closest valid
+names suggested.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
-import os
 import types
 import typing
 from dataclasses import dataclass
@@ -22,7 +25,10 @@ from typing import Any, ClassVar
 
 import yaml
 
-PLAIN_TYPES = (str, int, float, bool, list, tuple, type(None))
+from distil.engine.settings import ALIASES, SETTINGS, TAU_ALIASES, DistillSettings, SettingError, canonicalize
+from distil.paths import resolve_model_file, resolve_path
+
+PLAIN_TYPES = (str, int, float, bool, list, tuple, dict, type(None))
 NOTEBOOK_NAMES_IGNORED = {"In", "Out", "exit", "quit", "get_ipython"}
 
 
@@ -30,55 +36,26 @@ class ParamsError(ValueError):
     """A parameter is unknown, of the wrong type, out of range, or names a missing file."""
 
 
-def project_root() -> Path:
-    """Where relative paths in params resolve: ``$DISTIL_ROOT``, else this source checkout, else cwd."""
-    if os.environ.get("DISTIL_ROOT"):
-        return Path(os.environ["DISTIL_ROOT"]).resolve()
-    repo = Path(__file__).resolve().parents[1]
-    return repo if (repo / "pyproject.toml").exists() and (repo / "params").is_dir() else Path.cwd()
+def param(default: Any, help: str) -> Any:
+    """A params field with its meaning in the metadata."""
+    return dataclasses.field(default=default, metadata={"help": help})
 
 
-def resolve_path(value: str | Path) -> Path:
-    """An absolute path; relative ones are taken from the project root (notebooks run elsewhere)."""
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else project_root() / path
+def setting(key: str) -> Any:
+    """A params field for a distillation setting: default and meaning come from `SETTINGS`."""
+    spec = SETTINGS[key]
+    default = spec.default
+    factory = (lambda: copy.deepcopy(default)) if isinstance(default, (dict, list)) else None
+    metadata = {"help": spec.help + (f" (alias: {', '.join(spec.aliases)})" if spec.aliases else ""),
+                "setting": True}
+    if factory:
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
 
 
-def resolve_model_file(spec: str | Path, role: str) -> Path:
-    """Find a model checkpoint or YAML on disk, never downloading it.
-
-    A ``.pt`` must exist (relative paths: from the cwd, then the project root). A ``.yaml`` may
-    also be a name that ships with this package (``distil/cfg``) or with Ultralytics
-    (``yolov8s.yaml``, ``rtdetr-l.yaml``).
-
-    Raises:
-        FileNotFoundError: Nothing is found; the message says where it looked and what to do.
-        ValueError: The suffix is neither ``.pt`` nor ``.yaml``/``.yml``.
-    """
-    path = Path(spec).expanduser()
-    if path.suffix not in {".pt", ".yaml", ".yml"}:
-        raise ValueError(f"{role} {str(spec)!r} must be a .pt checkpoint or a model .yaml file")
-    candidates = list(dict.fromkeys([path.resolve(), resolve_path(path)]))  # the cwd, then the project root
-    for candidate in candidates:
-        if candidate.exists():
-            return candidate
-    if path.suffix == ".pt":
-        raise FileNotFoundError(
-            f"{role} checkpoint {str(spec)!r} not found (looked at {' and '.join(map(str, candidates))}). "
-            "distil never downloads weights: copy the checkpoint to this machine and give its path."
-        )
-    shipped = Path(__file__).parent / "cfg" / path.name
-    if path.parent == Path(".") and shipped.exists():
-        return shipped
-    from ultralytics.nn.tasks import yaml_model_load
-
-    try:  # Ultralytics' own model YAMLs, including scaled names such as yolov8s.yaml
-        yaml_model_load(path)
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"{role} model YAML {str(spec)!r} not found: not on disk, not in distil/cfg, not an Ultralytics model YAML"
-        ) from None
-    return path
+def field_help(params_class: type, name: str) -> str:
+    """What a field means (its ``help`` metadata)."""
+    return next(f.metadata.get("help", "") for f in dataclasses.fields(params_class) if f.name == name)
 
 
 def check_type(name: str, value: Any, annotation: Any) -> Any:
@@ -96,11 +73,13 @@ def check_type(name: str, value: Any, annotation: Any) -> Any:
             return float(value)
         if origin is str and isinstance(value, str):
             return value
+        if origin is dict and isinstance(value, dict):
+            return dict(value)
         if origin is list and isinstance(value, (list, tuple)):
             (item,) = typing.get_args(option) or (Any,)
             if item is Any or all(isinstance(v, item) and not isinstance(v, bool) for v in value):
                 return list(value)
-    wanted = " or ".join(getattr(o, "__name__", str(o)) for o in options)
+    wanted = " or ".join(o.__name__ if isinstance(o, type) else str(o) for o in options)
     raise ParamsError(f"parameter {name}={value!r} has type {type(value).__name__}; expected {wanted}")
 
 
@@ -108,23 +87,27 @@ def check_type(name: str, value: Any, annotation: Any) -> Any:
 class Params:
     """Parameters every notebook shares."""
 
-    name: str = "demo"  # run name: outputs go to outputs/*/<name>
-    data: str = "demo"  # 'demo' (generated here) or the path of a YOLO data.yaml
-    imgsz: int = 160  # training and validation image size
-    batch: int = 16
-    device: str = "auto"  # 'auto' (GPU if present), 'cpu', '0', '0,1', ...
-    seed: int = 0
-    workers: int = 0  # dataloader workers (Ultralytics uses 0 on CPU anyway)
-    outputs: str = "outputs"  # root of everything a run writes
-    demo_train: int = 400  # demo dataset: training images
-    demo_val: int = 100  # demo dataset: validation images
-    demo_test: int = 100  # demo dataset: test images (kept apart for results reported after tuning on val)
-    demo_seed: int = 0  # demo dataset: seed of the generated images (training seeds vary apart from it)
-    demo_imgsz: int = 160  # demo dataset: image side in pixels
-    enhance: str = "none"  # enhancement applied to every image models see: 'none', 'default' or a pipeline YAML
-    rebuild: bool = False  # redo work whose result exists (a teacher, a finished run) instead of reusing it
+    name: str = param("demo", "run name: outputs go to outputs/*/<name>")
+    data: str = param("demo", "'demo' (generated here) or the path of a YOLO data.yaml")
+    imgsz: int = param(160, "training and validation image size")
+    batch: int = param(16, "images per batch")
+    device: str = param("auto", "'auto' (GPU if present), 'cpu', '0', '0,1', ...")
+    seed: int = param(0, "seed of training (the generated data has its own, demo_seed)")
+    workers: int = param(0, "dataloader workers (Ultralytics uses 0 on CPU anyway)")
+    outputs: str = param("outputs", "root of everything a run writes")
+    demo_train: int = param(400, "demo dataset: training images")
+    demo_val: int = param(100, "demo dataset: validation images")
+    demo_test: int = param(100, "demo dataset: test images (kept apart for results reported after tuning on val)")
+    demo_seed: int = param(0, "demo dataset: seed of the generated images (training seeds vary apart from it)")
+    demo_imgsz: int = param(160, "demo dataset: image side in pixels")
+    enhance: str = param("none", "enhancement applied to every image models see: 'none', 'default' or a "
+                                 "pipeline YAML")
+    samples: int = param(4, "sample images each figure shows")
+    rebuild: bool = param(False, "redo work whose result exists (a teacher, a finished run) instead of reusing it")
 
     registry: ClassVar[list[type[Params]]] = []
+    # The key each field was written as, where that was an older name (set by `load`), for error messages.
+    written: ClassVar[dict[str, str]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -133,8 +116,9 @@ class Params:
     # loading ----------------------------------------------------------------------------
     @classmethod
     def known_keys(cls) -> set[str]:
-        """Every key some notebook's params accept (a params file may serve them all)."""
-        return {f.name for c in [Params, *Params.registry] for f in dataclasses.fields(c)}
+        """Every key some notebook's params accept (a params file may serve them all), aliases included."""
+        return {f.name for c in [Params, *Params.registry] for f in dataclasses.fields(c)} | set(ALIASES) | \
+            set(TAU_ALIASES)
 
     @classmethod
     def load(cls, source: Params | dict | str | Path | None = None, **overrides: Any):
@@ -144,29 +128,34 @@ class Params:
             ParamsError: Unknown key, wrong type, bad value or missing file.
         """
         if isinstance(source, Params):
-            values = dataclasses.asdict(source)
+            values, written = dataclasses.asdict(source), dict(source.written)
         elif isinstance(source, (str, Path)):
             path = resolve_path(source)
             if not path.exists():
                 raise ParamsError(f"params file {source} not found (looked at {path})")
-            values = yaml.safe_load(path.read_text()) or {}
+            values, written = yaml.safe_load(path.read_text()) or {}, {}
             if not isinstance(values, dict):
                 raise ParamsError(f"params file {source} must hold a mapping of flat keys")
         else:
-            values = dict(source or {})
-        values.update(overrides)
+            values, written = dict(source or {}), {}
         unknown = sorted(set(values) - cls.known_keys())
         if unknown:
-            hints = []
-            for key in unknown:
-                close = difflib.get_close_matches(key, sorted(cls.known_keys()), n=2)
-                hints.append(f"{key!r}" + (f" (did you mean {' or '.join(close)}?)" if close else ""))
-            raise ParamsError(f"unknown parameter {', '.join(hints)}; valid keys for {cls.__name__}: "
-                              f"{', '.join(f.name for f in dataclasses.fields(cls))}")
+            raise ParamsError(unknown_keys_message(unknown, cls))
+        unknown = sorted(set(overrides) - cls.known_keys())
+        if unknown:
+            raise ParamsError(unknown_keys_message(unknown, cls))
+        try:  # older names of distillation settings -> their keys; an override replaces what it names
+            values, written_in_source = canonicalize(values)
+            given, written_in_overrides = canonicalize(overrides)
+        except SettingError as error:
+            raise ParamsError(f"parameter {error}") from None
+        values.update(given)
+        written.update({**written_in_source, **written_in_overrides})
         own = {f.name for f in dataclasses.fields(cls)}
         hints = typing.get_type_hints(cls)
-        checked = {k: check_type(k, v, hints[k]) for k, v in values.items() if k in own}
+        checked = {k: check_type(written.get(k, k), v, hints[k]) for k, v in values.items() if k in own}
         params = cls(**checked)
+        params.written = {k: v for k, v in written.items() if k in own}
         params.validate()
         return params
 
@@ -175,16 +164,29 @@ class Params:
         """Params from a notebook's globals, right after its parameters cell (and papermill's).
 
         Every public global of a plain type counts as a parameter, so a misspelt ``-p`` name or
-        params-file key fails here, in the notebook's first cells, not hours later.
+        params-file key fails here, in the notebook's first cells, not hours later. A setting that
+        papermill injected under an older name (``-p loss cwd``) replaces the parameters cell's
+        default of its key.
         """
         values = {k: v for k, v in namespace.items()
                   if not k.startswith("_") and k not in NOTEBOOK_NAMES_IGNORED and isinstance(v, PLAIN_TYPES)}
+        defaults = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                    for f in dataclasses.fields(cls)}
+        for alias, key in ALIASES.items():
+            if alias in values and key in values and values[key] == defaults.get(key):
+                del values[key]
+        if any(alias in values for alias in TAU_ALIASES) and values.get("distill_loss_args") == {}:
+            del values["distill_loss_args"]
         return cls.load(values)
 
     # validation ---------------------------------------------------------------------------
+    def key(self, name: str) -> str:
+        """The key a field was written as (an alias, or its own name)."""
+        return self.written.get(name, name)
+
     def validate(self) -> None:
         """Check values and files; subclasses extend this."""
-        positive = {"imgsz": 32, "batch": 1, "demo_train": 1, "demo_val": 1, "demo_imgsz": 32}
+        positive = {"imgsz": 32, "batch": 1, "demo_train": 1, "demo_val": 1, "demo_imgsz": 32, "samples": 1}
         for key, minimum in positive.items():
             if getattr(self, key) < minimum:
                 raise ParamsError(f"parameter {key}={getattr(self, key)} must be >= {minimum}")
@@ -229,15 +231,26 @@ class Params:
         return dataclasses.asdict(self)
 
 
+def unknown_keys_message(unknown: list[str], params_class: type[Params]) -> str:
+    """Unknown keys, each with the closest known names."""
+    known = sorted(params_class.known_keys())
+    hints = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, known, n=2)
+        hints.append(f"{key!r}" + (f" (did you mean {' or '.join(close)}?)" if close else ""))
+    return (f"unknown parameter {', '.join(hints)}; valid keys for {params_class.__name__}: "
+            f"{', '.join(f.name for f in dataclasses.fields(params_class))}")
+
+
 @dataclass
 class ModelParams(Params):
     """Parameters naming the teacher and the student (the notebooks that load models)."""
 
-    teacher: str = "auto"  # teacher .pt; 'auto' is the one 00_teacher keeps in outputs/teacher/<name>/teacher.pt
-    student: str = "yolov8s.yaml"  # student .pt or YOLO model YAML
-    teacher_layers: str | list[int] = "auto"  # 'auto' (inputs of the teacher's head) or layer indices
-    student_layers: str | list[int] = "auto"  # 'auto' (inputs of the student's Detect head) or layer indices
-    loss: str = "mse"  # feature loss: a name from distil.losses.LOSSES (also names the run: <name>-<loss>)
+    teacher: str = param("auto", "teacher .pt; 'auto' is the one 00_teacher keeps in outputs/teacher/<name>/teacher.pt")
+    student: str = param("yolov8s.yaml", "student .pt or YOLO model YAML")
+    distill_loss: str = setting("distill_loss")
+    distill_teacher_layers: str | list[int] = setting("distill_teacher_layers")
+    distill_student_layers: str | list[int] = setting("distill_student_layers")
 
     @property
     def teacher_path(self) -> Path:
@@ -253,8 +266,16 @@ class ModelParams(Params):
     def run_dir(self, run: str, baseline: bool = False) -> Path:
         """A run folder under outputs/runs; ``'auto'`` names it ``<name>-<loss>`` or ``<name>-baseline``."""
         if run in ("auto", ""):
-            run = f"{self.name}-baseline" if baseline else f"{self.name}-{self.loss}"
+            run = f"{self.name}-baseline" if baseline else f"{self.name}-{self.distill_loss}"
         return self.runs_dir / run
+
+    def validate(self) -> None:
+        super().validate()
+        try:
+            for key in ("distill_loss", "distill_teacher_layers", "distill_student_layers"):
+                SETTINGS[key].check(getattr(self, key), self.key(key))
+        except SettingError as error:
+            raise ParamsError(f"parameter {error}") from None
 
     def require_teacher(self) -> None:
         """Check that the teacher can be found, with a hint to run 00_teacher when it is ours to make."""
@@ -270,13 +291,13 @@ class ModelParams(Params):
 class TeacherParams(ModelParams):
     """Parameters of ``00_teacher``: make sure ``teacher`` exists, training it when asked."""
 
-    teacher_weights: str = ""  # start from this checkpoint (e.g. rtdetr-x.pt); '' trains teacher_model
-    teacher_model: str = "rtdetr-demo.yaml"  # architecture trained from scratch when no weights are given
-    teacher_train: int = 800  # demo data: training images the teacher sees (the student sees demo_train)
-    teacher_encoder_epochs: int = 20  # dense-head pre-training of backbone + encoder (0 skips it)
-    teacher_epochs: int = 15  # RT-DETR epochs (with teacher_weights: 0 uses them as they are)
-    teacher_freeze_encoder: bool = True  # train only the decoder on top of the pre-trained encoder
-    teacher_lr0: float = 0.001  # AdamW learning rate of the RT-DETR stage
+    teacher_weights: str = param("", "start from this checkpoint (e.g. rtdetr-x.pt); '' trains teacher_model")
+    teacher_model: str = param("rtdetr-demo.yaml", "architecture trained from scratch when no weights are given")
+    teacher_train: int = param(800, "demo data: training images the teacher sees (the student sees demo_train)")
+    teacher_encoder_epochs: int = param(20, "dense-head pre-training of backbone + encoder (0 skips it)")
+    teacher_epochs: int = param(15, "RT-DETR epochs (with teacher_weights: 0 uses them as they are)")
+    teacher_freeze_encoder: bool = param(True, "train only the decoder on top of the pre-trained encoder")
+    teacher_lr0: float = param(0.001, "AdamW learning rate of the RT-DETR stage")
 
     def validate(self) -> None:
         super().validate()
@@ -303,17 +324,13 @@ class TeacherParams(ModelParams):
 class PreprocessParams(Params):
     """Parameters of ``01_preprocessing``."""
 
-    explore_pipeline: str = "default"  # the pipeline shown: 'default' or a pipeline YAML
-    explore_image: int = 0  # index (among validation images) of the image tuned live with sliders
-    samples: int = 6  # images per grid
+    explore_pipeline: str = param("default", "the pipeline shown: 'default' or a pipeline YAML")
+    explore_image: int = param(0, "index (among validation images) of the image tuned live with sliders")
 
 
 @dataclass
 class FeatureParams(ModelParams):
     """Parameters of ``02_teacher_features``."""
-
-    distilled_run: str = "auto"  # a distillation run under outputs/runs to compare with ('auto': <name>-<loss>)
-    samples: int = 3  # images whose feature maps are shown
 
     def validate(self) -> None:
         super().validate()
@@ -325,10 +342,9 @@ class FeatureParams(ModelParams):
 class EvalParams(ModelParams):
     """Parameters of ``04_evaluate``."""
 
-    baseline_run: str = "auto"  # run trained without distillation ('auto': <name>-baseline)
-    distilled_run: str = "auto"  # run trained with distillation ('auto': <name>-<loss>)
-    speed_reps: int = 20  # timed repetitions per model (after warm-up)
-    samples: int = 4  # images with detections side by side
+    baseline_run: str = param("auto", "run trained without distillation ('auto': <name>-baseline)")
+    distilled_run: str = param("auto", "run trained with distillation ('auto': <name>-<distill_loss>)")
+    speed_reps: int = param(20, "timed repetitions per model (after warm-up)")
 
     def validate(self) -> None:
         super().validate()
@@ -353,44 +369,54 @@ class EvalParams(ModelParams):
 class DashboardParams(ModelParams):
     """Parameters of ``05_dashboard`` (served by Voila)."""
 
-    models: str = ""  # 'label=path.pt,...' to compare; DISTIL_MODELS wins; '' = <name>-baseline and <name>-<loss>
+    models: str = param("", "'label=path.pt,...' to compare; DISTIL_MODELS wins; '' = <name>-baseline and "
+                            "<name>-<distill_loss>")
 
 
 @dataclass
 class DistillParams(ModelParams):
     """Parameters of ``03_distill``: one distillation run (or, with weight 0, its baseline)."""
 
-    epochs: int = 30
-    distill_weight: float = 1.0  # weight of the feature loss; 0 trains the plain baseline
-    distill_mask: str = "none"  # 'none' or 'gt' (weight positions inside ground-truth boxes)
-    mask_bg: float = 0.1  # weight of background positions under distill_mask 'gt'
-    cwd_tau: float = 1.0  # temperature of the 'cwd' loss
-    optimizer: str = "auto"
-    lr0: float = 0.01
-    patience: int = 100
-    amp: bool = True
-    mosaic: float = 1.0
-    close_mosaic: int = 10
-    fraction: float = 1.0  # share of the training images used
-    plots: bool = True
-    resume: bool = False  # continue this run (same name) from its last.pt
-    run: str = "auto"  # run folder under outputs/runs ('auto': <name>-<loss>, or <name>-baseline for weight 0)
+    epochs: int = param(30, "training epochs")
+    distill_weight: float = setting("distill_weight")
+    distill_loss_args: dict = setting("distill_loss_args")
+    distill_mask: str = setting("distill_mask")
+    distill_mask_bg: float = setting("distill_mask_bg")
+    optimizer: str = param("auto", "Ultralytics optimizer ('auto', 'SGD', 'AdamW', ...)")
+    lr0: float = param(0.01, "initial learning rate")
+    patience: int = param(100, "epochs without improvement before stopping early")
+    amp: bool = param(True, "mixed precision on a GPU (the teacher's forward runs under it too)")
+    mosaic: float = param(1.0, "probability of mosaic augmentation")
+    close_mosaic: int = param(10, "last epochs trained without mosaic")
+    fraction: float = param(1.0, "share of the training images used")
+    plots: bool = param(True, "Ultralytics training plots")
+    resume: bool = param(False, "continue this run (same name) from its last.pt")
+    run: str = param("auto", "run folder under outputs/runs ('auto': <name>-<distill_loss>, or <name>-baseline "
+                             "for weight 0)")
 
     def validate(self) -> None:
         super().validate()
         if self.epochs < 1:
             raise ParamsError(f"parameter epochs={self.epochs} must be >= 1")
-        if self.distill_weight < 0:
-            raise ParamsError(f"parameter distill_weight={self.distill_weight} must be >= 0 (0 = baseline)")
-        if not 0 <= self.mask_bg <= 1:
-            raise ParamsError(f"parameter mask_bg={self.mask_bg} must be within [0, 1]")
-        if self.cwd_tau <= 0:
-            raise ParamsError(f"parameter cwd_tau={self.cwd_tau} must be > 0")
         if not 0 < self.fraction <= 1:
             raise ParamsError(f"parameter fraction={self.fraction} must be within (0, 1]")
         self.require_model("student", "student")
         if self.distilling:
             self.require_teacher()
+        self.distill_settings()
+
+    def distill_settings(self) -> DistillSettings:
+        """The distillation these params ask for, checked by the engine (the check the trainer makes too).
+
+        Raises:
+            ParamsError: A setting has a bad value; the message names the key as written.
+        """
+        values = {key: getattr(self, key) for key in SETTINGS}
+        values["distill_model"] = str(self.teacher_path)
+        try:
+            return DistillSettings.from_values(values, self.written, check_teacher=False)
+        except SettingError as error:
+            raise ParamsError(f"parameter {error}") from None
 
     @property
     def distilling(self) -> bool:

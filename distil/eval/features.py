@@ -18,10 +18,10 @@ from torch import nn
 from ultralytics.data.augment import LetterBox
 from ultralytics.nn.tasks import load_checkpoint
 
-from distil.adapter import FeatureAdapter
-from distil.hooks import FeatureTap, forward_until
-from distil.pairing import LevelPair, pair_layers
-from distil.teacher import build_from_yaml, load_teacher
+from distil.engine.adapter import FeatureAdapter
+from distil.engine.hooks import FeatureTap, forward_until
+from distil.engine.pairing import LevelPair, pair_layers
+from distil.engine.teacher import build_from_yaml, load_teacher
 
 
 def letterboxed(image_bgr: np.ndarray, imgsz: int) -> np.ndarray:

@@ -13,9 +13,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-
-def grey(image: np.ndarray) -> np.ndarray:
-    return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+from distil.enhancement.pipeline import luminance
 
 
 def channel_spread(image: np.ndarray) -> float:
@@ -26,19 +24,19 @@ def channel_spread(image: np.ndarray) -> float:
 
 def exposure_error(image: np.ndarray) -> float:
     """Distance of the mean lightness from mid-gray (127.5)."""
-    return float(abs(grey(image).mean() - 127.5))
+    return float(abs(luminance(image).mean() - 127.5))
 
 
 def local_contrast(image: np.ndarray, size: int = 7) -> float:
     """Mean standard deviation of lightness in ``size`` x ``size`` windows."""
-    g = grey(image).astype(np.float32)
+    g = luminance(image).astype(np.float32)
     mean = cv2.blur(g, (size, size))
     return float(np.sqrt(np.maximum(cv2.blur(g * g, (size, size)) - mean * mean, 0)).mean())
 
 
 def high_frequency(image: np.ndarray) -> float:
     """Mean absolute Laplacian of lightness: edges and fine detail (and noise)."""
-    return float(np.abs(cv2.Laplacian(grey(image).astype(np.float32), cv2.CV_32F)).mean())
+    return float(np.abs(cv2.Laplacian(luminance(image).astype(np.float32), cv2.CV_32F)).mean())
 
 
 def clipped_share(image: np.ndarray) -> float:

@@ -14,6 +14,7 @@ arguments always give the same bytes, whatever else was generated before.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from dataclasses import asdict, dataclass
@@ -22,6 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import yaml
+
+from distil.data.yolo import load_images, split_images
 
 CLASS_NAMES = ("disc", "square", "triangle")
 # Base colours (BGR) of the classes; each object jitters hue, saturation and brightness around them.
@@ -32,7 +35,18 @@ SPLITS = {"train": 0, "val": 1, "test": 2}
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """What a demo dataset was generated with; a folder is reused only for the same settings."""
+    """What a demo dataset was generated with; a folder is reused only for the same settings.
+
+    Attributes:
+        n_train: Training images.
+        n_val: Validation images.
+        imgsz: Side of the square images in pixels.
+        seed: Seed of the whole dataset.
+        fault_fraction: Share of images that carry one capture fault.
+        empty_fraction: Share of images without any object.
+        max_objects: Most objects in one image.
+        n_test: Test images (a third split, for results reported after tuning on ``val``).
+    """
 
     n_train: int = 400
     n_val: int = 100
@@ -194,23 +208,14 @@ def yolo_label_lines(objects: list[SceneObject], size: int) -> list[str]:
     return lines
 
 
-def read_manifest(root: Path) -> dict | None:
-    """The ``dataset.json`` of an existing demo dataset, or None."""
+def read_dataset_record(root: Path) -> dict | None:
+    """The ``dataset.json`` (settings and per-image faults) of an existing demo dataset, or None."""
     path = root / "dataset.json"
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def make_demo_dataset(
-    root: str | Path,
-    n_train: int = 400,
-    n_val: int = 100,
-    imgsz: int = 160,
-    seed: int = 0,
-    fault_fraction: float = 0.5,
-    empty_fraction: float = 0.08,
-    overwrite: bool = False,
-    n_test: int = 0,
-) -> Path:
+def make_demo_dataset(root: str | Path, settings: DemoSettings | None = None, overwrite: bool = False,
+                      **fields) -> Path:
     """Write the demo dataset under ``root`` in YOLO layout and return its ``data.yaml``.
 
     A folder that already holds a dataset made with the same settings is reused as is. A folder
@@ -218,22 +223,26 @@ def make_demo_dataset(
 
     Args:
         root: Folder for ``images/``, ``labels/``, ``data.yaml`` and ``dataset.json``.
-        n_train: Number of training images.
-        n_val: Number of validation images.
-        imgsz: Side of the square images in pixels.
-        seed: Seed of the whole dataset.
-        fault_fraction: Share of images that carry one capture fault.
-        empty_fraction: Share of images without any object.
+        settings: What to generate (`DemoSettings`); its fields may also be given as keywords,
+            e.g. ``make_demo_dataset(root, n_train=16, n_val=8, imgsz=64)``.
         overwrite: Replace a folder that holds something else.
-        n_test: Number of test images (a third split, for results reported after tuning on ``val``).
 
     Returns:
         Path of ``data.yaml`` (its ``train``/``val`` paths are absolute).
+
+    Raises:
+        TypeError: A keyword that is not a `DemoSettings` field.
+        ValueError: Settings that cannot make a usable dataset.
     """
-    settings = DemoSettings(n_train, n_val, imgsz, seed, fault_fraction, empty_fraction, n_test=n_test)
+    unknown = sorted(set(fields) - {f.name for f in dataclasses.fields(DemoSettings)})
+    if unknown:
+        raise TypeError(f"make_demo_dataset: unknown setting {', '.join(unknown)}; DemoSettings has "
+                        f"{', '.join(f.name for f in dataclasses.fields(DemoSettings))}")
+    settings = dataclasses.replace(settings or DemoSettings(), **fields)
+    n_train, n_val, n_test, imgsz = settings.n_train, settings.n_val, settings.n_test, settings.imgsz
     check_settings(settings)
     root = Path(root).expanduser().resolve()
-    manifest = read_manifest(root)
+    manifest = read_dataset_record(root)
     if manifest is not None and manifest.get("settings") == asdict(settings) and (root / "data.yaml").exists():
         return root / "data.yaml"
     if root.exists() and any(root.iterdir()):
@@ -292,25 +301,10 @@ def image_faults(data_root: str | Path) -> dict[str, str]:
     """Map each image path (absolute) of a demo dataset to the fault it carries (``"none"`` if clean)."""
     root = Path(data_root)
     root = root.parent if root.suffix in {".yaml", ".yml"} else root
-    manifest = read_manifest(root)
+    manifest = read_dataset_record(root)
     if manifest is None:
         raise FileNotFoundError(f"{root / 'dataset.json'} not found: faults are known only for demo datasets")
     return {str(root / "images" / name): info["fault"] for name, info in manifest["images"].items()}
-
-
-def split_images(data_yaml: str | Path, split: str = "val") -> list[Path]:
-    """Image files of a split of any YOLO dataset (sorted)."""
-    data = yaml.safe_load(Path(data_yaml).read_text())
-    folder = Path(data[split])
-    if not folder.is_absolute():
-        folder = Path(data.get("path") or Path(data_yaml).parent) / folder
-    suffixes = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in suffixes)
-
-
-def sample_images(data_yaml: str | Path, count: int, split: str = "val") -> list[np.ndarray]:
-    """The first ``count`` images of a split, as BGR arrays (the same ones every time)."""
-    return [cv2.imread(str(p)) for p in split_images(data_yaml, split)[:count]]
 
 
 def images_by_fault(data_yaml: str | Path, per_fault: int, split: str = "val") -> dict[str, list[np.ndarray]]:
@@ -321,7 +315,7 @@ def images_by_fault(data_yaml: str | Path, per_fault: int, split: str = "val") -
     try:
         faults = image_faults(data_yaml)
     except FileNotFoundError:
-        return {"all": sample_images(data_yaml, per_fault, split)}
+        return {"all": load_images(data_yaml, per_fault, split)}
     grouped: dict[str, list[np.ndarray]] = {fault: [] for fault in ("none", *FAULTS)}
     for path in split_images(data_yaml, split):
         fault = faults.get(str(path), "none")

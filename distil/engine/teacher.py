@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import nn
 from ultralytics import RTDETR, YOLO
 from ultralytics.nn.tasks import DetectionModel, RTDETRDetectionModel, load_checkpoint, yaml_model_load
 from ultralytics.utils import LOGGER
 
-from distil.config import resolve_model_file
+from distil.paths import resolve_model_file
 
 
 def is_rtdetr_yaml(cfg: dict) -> bool:
@@ -54,14 +53,6 @@ def load_teacher(source: str | Path | nn.Module) -> nn.Module:
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     return model
-
-
-def save_teacher_checkpoint(model: nn.Module, path: str | Path) -> Path:
-    """Save a model as a minimal Ultralytics checkpoint that `load_teacher` (and ``YOLO``) can load."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": model, "train_args": {}, "date": None, "version": None}, path)
-    return path
 
 
 def detector(path: str | Path) -> YOLO | RTDETR:

@@ -6,10 +6,12 @@ Usable exactly like any Ultralytics trainer::
     from distil import DistillationTrainer
 
     YOLO("yolov8s.pt").train(trainer=DistillationTrainer, data="coco.yaml",
-                             distill_model="rtdetr-x.pt", dis=1.0, distill_loss="cwd")
+                             distill_model="rtdetr-x.pt", distill_weight=1.0, distill_loss="cwd")
 
 What it changes, and why there:
 
+- `__init__` checks the distillation settings (`distil.engine.settings`) before any data is read, and
+  writes them back resolved, so ``args.yaml`` and ``last.pt`` hold exactly what this run does.
 - `set_model_attributes` wraps the student in `FeatureDistillationModel`. Ultralytics calls it once
   the model is on its device and before freezing, the AMP check, DDP, the optimizer and the EMA,
   so the adapters take part in all of them and the teacher is frozen by the base trainer's own
@@ -35,9 +37,9 @@ from ultralytics.nn.tasks import load_checkpoint
 from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK
 from ultralytics.utils.torch_utils import unwrap_model
 
-from distil.enhanced_data import EnhancedDetectionTrainer
-from distil.model import FeatureDistillationModel
-from distil.settings import DistillSettings
+from distil.engine.model import FeatureDistillationModel
+from distil.engine.settings import DistillSettings, canonicalize
+from distil.enhancement.dataset import EnhancedDetectionTrainer
 
 RECORD_NAME = "distill.json"
 
@@ -51,29 +53,37 @@ def training_imgsz(imgsz: int | list[int]) -> int:
 class DistillationTrainer(EnhancedDetectionTrainer):
     """Ultralytics detection trainer that distills a frozen teacher's features into the student.
 
-    The distillation settings are Ultralytics config keys (see `distil.settings`): ``distill_model``
-    (teacher ``.pt`` or YAML), ``dis`` (weight), ``distill_loss``, ``distill_teacher_layers``,
-    ``distill_student_layers``, ``distill_mask``, ``distill_mask_bg``, ``distill_tau``; and
-    ``enhance``, the enhancement pipeline applied to every image (see `distil.enhanced_data`).
+    The distillation settings are Ultralytics config keys: ``distill_model`` (teacher ``.pt`` or YAML)
+    and those of `distil.engine.settings.SETTINGS` (``distill_weight``, ``distill_loss``, ...); and
+    ``enhance``, the enhancement pipeline applied to every image (see `distil.enhancement.dataset`).
     """
 
     def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None):
-        """Validate the distillation settings first, so a bad value fails before any data is read.
+        """Check the distillation settings first, so a bad value fails before any data is read.
 
         Raises:
-            ValueError: A distillation setting is missing or invalid.
+            SettingError: A distillation setting is missing or invalid (a ValueError).
             FileNotFoundError: The teacher file does not exist.
         """
+        overrides = dict(overrides or {})
         early = get_cfg(cfg, overrides)
-        if not early.resume:
-            DistillSettings.from_args(early)
+        settings = None if early.resume else self.read_settings(vars(early), given=overrides)
         super().__init__(cfg, overrides, _callbacks)
-        self.distill_settings = DistillSettings.from_args(self.args)
-        if self.resume and not self.distill_settings.teacher.endswith(".pt"):
-            raise ValueError(
-                f"cannot resume: this run's teacher {self.distill_settings.teacher} is a model YAML, which gets new "
-                "random weights each time it is built; resuming needs a .pt teacher"
-            )
+        if self.resume:  # the arguments now come from the checkpoint
+            settings = self.read_settings(vars(self.args))
+            if not settings.distill_model.endswith(".pt"):
+                raise ValueError(
+                    f"cannot resume: this run's teacher {settings.distill_model} is a model YAML, which gets new "
+                    "random weights each time it is built; resuming needs a .pt teacher"
+                )
+        self.distill_settings = settings
+        settings.write_into(self.args)
+
+    @staticmethod
+    def read_settings(args: dict, given=None) -> DistillSettings:
+        """The settings in an Ultralytics args dict; ``given``: the keys the user set (default: all that are set)."""
+        values, written = canonicalize(args, given)
+        return DistillSettings.from_values({**values, "distill_model": args.get("distill_model")}, written)
 
     # model --------------------------------------------------------------------------------
     @property
@@ -89,7 +99,7 @@ class DistillationTrainer(EnhancedDetectionTrainer):
         self.model = student
         super().set_model_attributes()
         if wrapper is None:
-            wrapper = FeatureDistillationModel(self.distill_settings.teacher, student, self.distill_settings,
+            wrapper = FeatureDistillationModel(self.distill_settings.distill_model, student, self.distill_settings,
                                                imgsz=training_imgsz(self.args.imgsz))
         else:
             wrapper.names, wrapper.nc, wrapper.args = student.names, student.nc, student.args
@@ -103,11 +113,11 @@ class DistillationTrainer(EnhancedDetectionTrainer):
         weights, ckpt = load_checkpoint(self.model)
         if not isinstance(weights, FeatureDistillationModel):
             return super().setup_model()
-        LOGGER.info(f"distil: resuming distillation from {self.model} with teacher {self.distill_settings.teacher}")
+        teacher = self.distill_settings.distill_model
+        LOGGER.info(f"distil: resuming distillation from {self.model} with teacher {teacher}")
         student = self.get_model(cfg=weights.student_model.yaml, weights=weights.student_model, verbose=False)
         student.args = self.args
-        model = FeatureDistillationModel(self.distill_settings.teacher, student, self.distill_settings,
-                                         imgsz=training_imgsz(self.args.imgsz))
+        model = FeatureDistillationModel(teacher, student, self.distill_settings, imgsz=training_imgsz(self.args.imgsz))
         model.projector.load_state_dict(weights.projector.state_dict())
         model.steps = weights.steps
         model.nonfinite = list(weights.nonfinite)

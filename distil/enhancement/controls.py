@@ -12,7 +12,7 @@ import cv2
 import ipywidgets as widgets
 import numpy as np
 
-from distil.preprocess import STEP_ORDER, Pipeline
+from distil.enhancement.pipeline import STEP_ORDER, Pipeline
 
 # step -> {setting: widget factory taking the current value (None: the step's default)}
 SETTINGS: dict[str, dict[str, Callable[[object], widgets.Widget]]] = {

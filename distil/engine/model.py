@@ -1,11 +1,17 @@
 """The distillation wrapper: frozen teacher + student + adapters -> detection loss + feature loss.
 
-`FeatureDistillationModel` subclasses Ultralytics' `DistillationModel` for what the trainer does
-with any instance of it (freezing the teacher's layers and BatchNorms, keeping the teacher out of
-the EMA, turning ``best.pt``/``last.pt`` into the plain student at the end of training, criterion
-and head-attribute delegation, `fuse`). It replaces how features are found and compared: layers are
-paired by stride from the two heads' inputs (the base class only knows YOLO ``Detect`` heads), the
-teacher runs only up to its last hooked layer, and the loss comes from `distil.losses`.
+`FeatureDistillationModel` subclasses Ultralytics' `DistillationModel` (``ultralytics/nn/distill_model.py``)
+for what Ultralytics does with any instance of it: `BaseTrainer` freezes every ``teacher_model.``
+parameter and keeps the teacher's BatchNorms in eval mode; `ModelEMA` copies the model without its
+teacher; `strip_optimizer` turns ``best.pt``/``last.pt`` into the plain ``student_model`` at the end
+of training; the base class delegates the criterion, `fuse` and head attributes to the student. Those
+helpers find the parts by attribute name, so the names are theirs: ``teacher_model``,
+``student_model``, and ``projector`` for the adapters (the trainer reads ``ema.projector``).
+
+What it replaces: how features are found and compared. Layers are paired by stride from the two
+heads' inputs (the base class only knows YOLO ``Detect`` heads), the teacher runs only up to its last
+hooked layer, and the loss comes from `distil.engine.losses`. The base ``__init__`` is not called (it
+looks for a Detect head in the teacher); `loss` and `__getstate__`/`__setstate__` are overridden.
 """
 
 from __future__ import annotations
@@ -19,13 +25,13 @@ from ultralytics.nn.modules import Detect
 from ultralytics.utils import LOGGER
 from ultralytics.utils.torch_utils import copy_attr
 
-from distil.adapter import FeatureAdapter
-from distil.hooks import FeatureTap, forward_until
-from distil.losses import build_loss
-from distil.masks import foreground_weights
-from distil.pairing import LevelPair, pair_layers
-from distil.settings import DistillSettings
-from distil.teacher import load_teacher
+from distil.engine.adapter import FeatureAdapter
+from distil.engine.hooks import FeatureTap, forward_until
+from distil.engine.losses import build_loss
+from distil.engine.masks import foreground_weights
+from distil.engine.pairing import LevelPair, pair_layers
+from distil.engine.settings import DistillSettings
+from distil.engine.teacher import load_teacher
 
 
 def check_student(student: nn.Module) -> None:
@@ -73,14 +79,13 @@ class FeatureDistillationModel(DistillationModel):
         self.student_model = student
         self.settings = settings
         self.pairs: list[LevelPair] = pair_layers(
-            self.teacher_model, student, imgsz, settings.teacher_layers, settings.student_layers
+            self.teacher_model, student, imgsz, settings.distill_teacher_layers, settings.distill_student_layers
         )
         self.feats_idx = [p.student.index for p in self.pairs]
         self.teacher_feats_idx = [p.teacher.index for p in self.pairs]
         self.projector = FeatureAdapter([p.student.channels for p in self.pairs],
                                         [p.teacher.channels for p in self.pairs]).to(device)
-        self.feature_loss = build_loss(settings.loss, tau=settings.tau)
-        self.dis = settings.weight
+        self.feature_loss = build_loss(settings.distill_loss, settings.distill_loss_args)
         self.steps = 0
         self.nonfinite: list[dict] = []
         self._teacher_tap = FeatureTap(self.teacher_feats_idx)
@@ -146,12 +151,12 @@ class FeatureDistillationModel(DistillationModel):
         adapted = self.projector(student_maps)
         per_level = []
         for pair, student_map, teacher_map in zip(self.pairs, adapted, teacher_maps):
-            weight = self.position_weights(batch, student_map) if self.settings.mask == "gt" else None
+            weight = self.position_weights(batch, student_map) if self.settings.distill_mask == "gt" else None
             value = self.feature_loss(student_map.float(), teacher_map.float(), weight)
             if not torch.isfinite(value):
                 self.report_nonfinite(pair, value)
                 value = student_map.new_zeros((), dtype=torch.float32)
-            per_level.append(self.dis * value)
+            per_level.append(self.settings.distill_weight * value)
         distill = torch.stack(per_level).sum()
         items["dis_loss"] = distill.detach()
         for name, value in zip(self.level_names, per_level):
@@ -161,28 +166,24 @@ class FeatureDistillationModel(DistillationModel):
     def position_weights(self, batch: dict, feature_map: torch.Tensor) -> torch.Tensor:
         """The ground-truth foreground weights at this map's resolution."""
         return foreground_weights(batch["bboxes"], batch["batch_idx"], feature_map.shape[0],
-                                  tuple(feature_map.shape[2:]), self.settings.mask_bg)
+                                  tuple(feature_map.shape[2:]), self.settings.distill_mask_bg)
 
     def report_nonfinite(self, pair: LevelPair, value: torch.Tensor) -> None:
         """Record and log a NaN/Inf feature loss; the caller drops it so the student stays finite."""
         event = {"step": self.steps, "level": pair.name, "teacher_layer": pair.teacher.index,
                  "student_layer": pair.student.index, "value": float(value.detach())}
         self.nonfinite.append(event)
-        LOGGER.warning(f"distil: non-finite {self.settings.loss} loss ({event['value']}) at step {self.steps}, "
+        LOGGER.warning(f"distil: non-finite {self.settings.distill_loss} loss ({event['value']}) at step {self.steps}, "
                        f"level {pair.name} (teacher layer {pair.teacher.index}, student layer "
                        f"{pair.student.index}); skipped for this step")
 
     def describe(self) -> dict:
         """The distillation as resolved, for ``distill.json``."""
         return {
-            "teacher": str(self.settings.teacher),
+            "teacher": str(self.settings.distill_model),
             "teacher_type": type(self.teacher_model).__name__ if self.teacher_model is not None else None,
             "student_type": type(self.student_model).__name__,
-            "loss": self.settings.loss,
-            "weight": self.settings.weight,
-            "mask": self.settings.mask,
-            "mask_bg": self.settings.mask_bg,
-            "tau": self.settings.tau,
+            "settings": self.settings.as_dict(),
             "levels": [
                 {**pair.as_dict(), "adapter": {"in_channels": s, "out_channels": t}}
                 for pair, (s, t) in zip(self.pairs, self.projector.channels)

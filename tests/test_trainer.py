@@ -1,4 +1,4 @@
-"""End to end: a short RT-DETR -> YOLO distillation through `YOLO(...).train(trainer=DistillationTrainer)`."""
+"""The trainer end to end: a short RT-DETR -> YOLO run through `YOLO(...).train(trainer=DistillationTrainer)`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 from ultralytics.nn.tasks import DetectionModel
 
-from distil.model import FeatureDistillationModel
+from distil.engine import FeatureDistillationModel
 
 
 def test_teacher_is_frozen_bit_identical_and_in_eval_mode(distilled_run):
@@ -63,7 +63,7 @@ def test_results_csv_has_distill_columns(distilled_run):
 
 def test_distill_record_and_adapters_beside_weights(distilled_run):
     record = json.loads((distilled_run.save_dir / "distill.json").read_text())
-    assert record["teacher_type"] == "RTDETRDetectionModel" and record["loss"] == "mse"
+    assert record["teacher_type"] == "RTDETRDetectionModel" and record["settings"]["distill_loss"] == "mse"
     assert [lv["teacher"]["index"] for lv in record["levels"]] == [21, 24, 27]
     assert [lv["student"]["index"] for lv in record["levels"]] == [15, 18, 21]
     assert [lv["adapter"]["in_channels"] for lv in record["levels"]] == [64, 128, 256]

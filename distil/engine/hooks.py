@@ -77,11 +77,6 @@ class FeatureTap:
         self.features.clear()
         return maps
 
-    @property
-    def attached(self) -> bool:
-        """Whether hooks are in place."""
-        return bool(self._handles)
-
     def __getstate__(self) -> dict:
         """Pickle without hook handles or tensors; the owner re-attaches after unpickling."""
         self.features.clear()  # in place: the registered hooks share this dict

@@ -17,7 +17,11 @@ from ultralytics.models.rtdetr.val import RTDETRValidator
 from ultralytics.models.yolo.detect import DetectionTrainer, DetectionValidator
 from ultralytics.utils import DEFAULT_CFG
 
-from distil.preprocess import Pipeline
+from distil.enhancement.pipeline import Pipeline
+
+# The config key this module adds to Ultralytics' (registered by ``distil/__init__``): the pipeline applied
+# to every image a model loads, ``'none'``, ``'default'`` or a pipeline YAML.
+ENHANCE_KEY = {"enhance": "none"}
 
 
 class EnhancedImageLoader:
@@ -39,13 +43,8 @@ def enhance_dataset(dataset, spec) -> None:
         dataset.load_image = EnhancedImageLoader(dataset.load_image, pipeline)
 
 
-class EnhancedDetectionTrainer(DetectionTrainer):
-    """The Ultralytics detection trainer, with ``enhance`` applied to training and validation images."""
-
-    def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None):
-        """Check the ``enhance`` pipeline first, so a bad one fails before any data is read."""
-        Pipeline.from_spec(get_cfg(cfg, overrides).enhance)
-        super().__init__(cfg, overrides, _callbacks)
+class EnhancedDatasets:
+    """Mixin for Ultralytics trainers and validators: datasets they build apply ``args.enhance``."""
 
     def build_dataset(self, img_path: str, mode: str = "train", batch: int | None = None):
         dataset = super().build_dataset(img_path, mode, batch)
@@ -53,19 +52,18 @@ class EnhancedDetectionTrainer(DetectionTrainer):
         return dataset
 
 
-class EnhancedDetectionValidator(DetectionValidator):
+class EnhancedDetectionTrainer(EnhancedDatasets, DetectionTrainer):
+    """The Ultralytics detection trainer, with ``enhance`` applied to training and validation images."""
+
+    def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None):
+        """Check the ``enhance`` pipeline first, so a bad one fails before any data is read."""
+        Pipeline.from_spec(get_cfg(cfg, overrides).enhance)
+        super().__init__(cfg, overrides, _callbacks)
+
+
+class EnhancedDetectionValidator(EnhancedDatasets, DetectionValidator):
     """The detection validator, with ``enhance`` applied to the images (for stand-alone ``val``)."""
 
-    def build_dataset(self, img_path: str, mode: str = "val", batch: int | None = None):
-        dataset = super().build_dataset(img_path, mode, batch)
-        enhance_dataset(dataset, getattr(self.args, "enhance", "none"))
-        return dataset
 
-
-class EnhancedRTDETRValidator(RTDETRValidator):
+class EnhancedRTDETRValidator(EnhancedDatasets, RTDETRValidator):
     """The RT-DETR validator, with ``enhance`` applied to the images."""
-
-    def build_dataset(self, img_path: str, mode: str = "val", batch: int | None = None):
-        dataset = super().build_dataset(img_path, mode, batch)
-        enhance_dataset(dataset, getattr(self.args, "enhance", "none"))
-        return dataset

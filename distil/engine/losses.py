@@ -2,13 +2,18 @@
 
 Every loss takes ``student`` and ``teacher`` of shape (N, C, H, W) (the student already through
 its adapter) and an optional position weight ``weight`` of shape (N, 1, H, W) (the ground-truth
-foreground mask, see `distil.masks`), and returns a scalar. Adding a loss takes one class here with
-``@register("name")`` and one test against a direct computation.
+position mask, see `distil.engine.masks`), and returns a scalar. A loss's own hyperparameters are the
+arguments of its constructor: ``distill_loss_args`` (e.g. ``{tau: 2.0}`` for ``cwd``) reaches that
+constructor and nothing else, and the constructor checks their ranges. Adding a loss, with or
+without arguments, takes one class here with ``@register("name")`` and one test against a direct
+computation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -29,13 +34,9 @@ def register(name: str) -> Callable[[type[FeatureLoss]], type[FeatureLoss]]:
 
 
 class FeatureLoss(nn.Module):
-    """Base class: ``forward(student, teacher, weight=None) -> scalar``."""
+    """Base class: ``forward(student, teacher, weight=None) -> scalar``; arguments, if any, in ``__init__``."""
 
     name = "base"
-
-    def __init__(self, tau: float = 1.0) -> None:
-        super().__init__()
-        self.tau = tau
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}"
@@ -76,6 +77,15 @@ class ChannelWiseFeatureLoss(FeatureLoss):
     match per channel, it ignores each map's scale, which differs between teacher and student.
     """
 
+    def __init__(self, tau: float = 1.0) -> None:
+        """Args:
+            tau: Softmax temperature (> 0); higher spreads each channel's distribution.
+        """
+        super().__init__()
+        if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not tau > 0:
+            raise ValueError(f"tau={tau!r} must be a number > 0")
+        self.tau = float(tau)
+
     def forward(self, student: torch.Tensor, teacher: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
         n, c = student.shape[:2]
         log_p_s = F.log_softmax(student.flatten(2) / self.tau, dim=2)
@@ -113,12 +123,26 @@ class PearsonFeatureLoss(FeatureLoss):
         return (diff * w).sum() / (2 * w.sum() * student.shape[1]).clamp_min(1e-12)
 
 
-def build_loss(name: str, tau: float = 1.0) -> FeatureLoss:
-    """Instantiate a registered loss by name.
+def loss_arguments(name: str) -> dict[str, Any]:
+    """The arguments a registered loss accepts, with their defaults."""
+    signature = inspect.signature(LOSSES[name].__init__)
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {key: p.default for key, p in signature.parameters.items() if key != "self" and p.kind in named}
+
+
+def build_loss(name: str, args: Mapping[str, Any] | None = None) -> FeatureLoss:
+    """Instantiate a registered loss by name with its own arguments.
 
     Raises:
-        ValueError: Unknown name; the message lists the known ones.
+        ValueError: Unknown name (the message lists the known ones), an argument the loss does not
+            take (the message lists those it takes), or a value the loss refuses.
     """
     if name not in LOSSES:
         raise ValueError(f"unknown feature loss {name!r}; choose one of {sorted(LOSSES)}")
-    return LOSSES[name](tau=tau)
+    args = dict(args or {})
+    accepted = loss_arguments(name)
+    unknown = sorted(set(args) - set(accepted))
+    if unknown:
+        takes = ", ".join(accepted) if accepted else "no arguments"
+        raise ValueError(f"loss {name!r} has no argument {', '.join(map(repr, unknown))} (it takes {takes})")
+    return LOSSES[name](**args)

@@ -53,8 +53,10 @@ def distillation_diagram(run: str | Path | dict) -> Figure:
     box(ax, 9.0, n + 0.35, 1.9, 0.55,
         f"student (trained)\n{record.get('student_type', '')}" + (f"\n{params / 1e6:.2f} M params" if params else ""),
         "model")
-    mask = record.get("mask", "none")
-    loss_text = f"{record.get('loss', '?')} loss\nx {record.get('weight', '?')}" + (
+    settings = record.get("settings", {})
+    loss, weight = settings.get("distill_loss", "?"), settings.get("distill_weight", "?")
+    mask = settings.get("distill_mask", "none")
+    loss_text = f"{loss} loss\nx {weight}" + (
         f"\nmask {mask}" if mask and mask != "none" else "")
     for row, level in enumerate(levels):
         y = n - 1 - row
@@ -70,7 +72,7 @@ def distillation_diagram(run: str | Path | dict) -> Figure:
         arrow(ax, (5.4, y), (4.8, y))
     arrow(ax, (1.0, n + 0.07), (1.0, n - 0.68), "-")
     arrow(ax, (9.0, n + 0.07), (9.0, n - 0.68), "-")
-    ax.set_title(f"Distillation: {record.get('loss', '?')} on {n} level(s) at imgsz {record.get('imgsz', '?')}"
+    ax.set_title(f"Distillation: {loss} on {n} level(s) at imgsz {record.get('imgsz', '?')}"
                  " - gradients flow into the student and the adapters only", fontsize=9)
     fig.tight_layout()
     return fig

@@ -9,8 +9,6 @@ distillation closed, ``(student - baseline) / (teacher - baseline)`` on mAP50-95
 from __future__ import annotations
 
 import math
-import statistics
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -21,8 +19,9 @@ import yaml
 from ultralytics.nn.tasks import RTDETRDetectionModel
 from ultralytics.utils.torch_utils import get_flops, select_device
 
-from distil.enhanced_data import EnhancedDetectionValidator, EnhancedRTDETRValidator
-from distil.teacher import detector
+from distil.engine.teacher import detector
+from distil.enhancement.dataset import EnhancedDetectionValidator, EnhancedRTDETRValidator
+from distil.eval.timing import interleaved_medians
 
 METRIC_COLUMNS = ["mAP50", "mAP50-95", "precision", "recall"]
 
@@ -31,18 +30,7 @@ def timed_forward_ms(model: torch.nn.Module, imgsz: int, device: torch.device, r
     """Median milliseconds of one forward pass (batch 1, model only, post-processing excluded)."""
     x = torch.rand(1, 3, imgsz, imgsz, device=device)
     with torch.inference_mode():
-        for _ in range(3):
-            model(x)
-        times = []
-        for _ in range(reps):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            model(x)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+        return 1000 * interleaved_medians({"model": lambda: model(x)}, reps, device=device)["model"]
 
 
 def dataset_names(data: str | Path) -> dict[int, str]:

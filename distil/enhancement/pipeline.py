@@ -254,7 +254,7 @@ class Pipeline:
             return cls.default()
         if isinstance(spec, (Mapping, list)):
             return cls.from_dict(spec)
-        from distil.config import resolve_path
+        from distil.paths import resolve_path
 
         path = resolve_path(spec)
         if not path.exists():

@@ -1,0 +1,236 @@
+"""The distillation settings: each defined once, validated once, one word everywhere.
+
+Every setting is one `Setting` in `SETTINGS`: its key, default, meaning and check. The key is the
+same word in params files, ``papermill -p``, `distil.train` and ``YOLO(...).train(trainer=DistillationTrainer,
+...)``. In Ultralytics it travels as a config key this module registers, so it lands in ``args.yaml``
+and ``last.pt``, survives resume and reaches DDP workers (they rebuild the trainer from ``vars(args)``;
+unpickling the trainer class imports ``distil`` first, which registers the keys).
+
+Older names stay accepted as aliases (``loss`` for ``distill_loss``, Ultralytics' own ``dis`` for
+``distill_weight``, ...), and an error names the key as the user wrote it. `canonicalize` folds
+aliases into their setting and `DistillSettings.from_values` checks everything: the params classes
+and the trainer both go through these two functions, and nowhere else are these values checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from distil.engine.losses import LOSSES, build_loss, loss_arguments
+from distil.paths import resolve_model_file
+
+MASKS = ("none", "gt")
+
+
+class SettingError(ValueError):
+    """A distillation setting has a bad value; the message names the key as written and what is accepted."""
+
+
+# --- checks: (value, key as written) -> clean value ---------------------------------------------
+def number(low: float | None = None, high: float | None = None, low_open: bool = False) -> Callable[[Any, str], float]:
+    """A float within [low, high] (or (low, high] with ``low_open``); ints are accepted, bools are not."""
+
+    def check(value: Any, key: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SettingError(f"{key}={value!r} must be a number")
+        too_low = low is not None and (value <= low if low_open else value < low)
+        if too_low or (high is not None and value > high):
+            bounds = f"{'>' if low_open else '>='} {low}" if high is None else f"within [{low}, {high}]"
+            raise SettingError(f"{key}={value} must be {bounds}")
+        return float(value)
+
+    return check
+
+
+def choice(options: Callable[[], Collection[str]]) -> Callable[[Any, str], str]:
+    """One of ``options()`` (a callable, so losses registered later count), case-insensitive."""
+
+    def check(value: Any, key: str) -> str:
+        if not isinstance(value, str) or value.lower() not in options():
+            raise SettingError(f"{key}={value!r} is not one of {sorted(options())}")
+        return value.lower()
+
+    return check
+
+
+def layers(value: Any, key: str) -> str | tuple[int, ...]:
+    """``'auto'`` or layer indices (a list, one int, or a comma-separated string such as ``'15,18,21'``)."""
+    if value is None or value == "auto":
+        return "auto"
+    if isinstance(value, str):
+        try:
+            value = [int(v) for v in value.strip("[]() ").split(",") if v.strip()]
+        except ValueError:
+            raise SettingError(f"{key}={value!r} is not 'auto' or a list of layer indices like [15, 18, 21]") from None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not value or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value
+    ):
+        raise SettingError(f"{key}={value!r} is not 'auto' or a non-empty list of layer indices like [15, 18, 21]")
+    return tuple(value)
+
+
+def mapping(value: Any, key: str) -> dict[str, Any]:
+    """A mapping of argument names to values (None: empty)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise SettingError(f"{key}={value!r} must be a mapping of argument names to values, e.g. {{tau: 2.0}}")
+    return dict(value)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One distillation setting: its key, default, meaning, check, and the older names it answers to."""
+
+    key: str
+    default: Any
+    help: str
+    check: Callable[[Any, str], Any]
+    aliases: tuple[str, ...] = ()
+
+
+SETTINGS: dict[str, Setting] = {s.key: s for s in (
+    Setting("distill_weight", 1.0, "weight of the feature loss; 0 turns feature distillation off (the baseline)",
+            number(low=0), aliases=("dis",)),
+    Setting("distill_loss", "mse", "feature loss: mse, cwd or pkd (distil.engine.losses)", choice(lambda: LOSSES),
+            aliases=("loss",)),
+    Setting("distill_loss_args", {}, "arguments of the feature loss, e.g. {tau: 2.0} for cwd", mapping),
+    Setting("distill_teacher_layers", "auto", "teacher layer indices, or 'auto' (the inputs of its head)", layers,
+            aliases=("teacher_layers",)),
+    Setting("distill_student_layers", "auto", "student layer indices, or 'auto' (the inputs of its Detect head)",
+            layers, aliases=("student_layers",)),
+    Setting("distill_mask", "none", "'none', or 'gt' to weight positions inside ground-truth boxes",
+            choice(lambda: MASKS)),
+    Setting("distill_mask_bg", 0.1, "weight of background positions under distill_mask 'gt', in [0, 1]",
+            number(0, 1), aliases=("mask_bg",)),
+)}
+# Names of the cwd temperature before loss arguments existed; they become distill_loss_args' tau.
+TAU_ALIASES = ("distill_tau", "cwd_tau")
+OLD_TAU_DEFAULT = 1.0
+ALIASES: dict[str, str] = {alias: s.key for s in SETTINGS.values() for alias in s.aliases}
+
+
+def canonicalize(values: Mapping[str, Any], given: Collection[str] | None = None) -> tuple[dict, dict[str, str]]:
+    """Fold aliases into their settings.
+
+    Args:
+        values: Keys and values, settings among them (other keys pass through unchanged).
+        given: The keys the user set explicitly (default: every key of ``values``). Ultralytics
+            fills in defaults for every config key, its own ``dis`` included, so a default must not
+            count as a choice; a key whose value is None counts as not given.
+
+    Returns:
+        The values under canonical keys (settings not given are absent), and for each setting
+        given, the key it was written as.
+
+    Raises:
+        SettingError: One setting given under two names with different values.
+    """
+    given = set(values) if given is None else set(given)
+    out = {k: v for k, v in values.items() if k not in ALIASES and k not in SETTINGS and k not in TAU_ALIASES}
+    written: dict[str, str] = {}
+    for setting in SETTINGS.values():
+        names = [k for k in (setting.key, *setting.aliases) if k in given and values.get(k) is not None]
+        if len({repr(values[k]) for k in names}) > 1:
+            raise SettingError(f"{' and '.join(f'{k}={values[k]!r}' for k in names)} name the same setting "
+                               f"({setting.key}) with different values: give one")
+        if names:
+            out[setting.key], written[setting.key] = values[names[0]], names[0]
+    taus = [k for k in TAU_ALIASES if k in given and values.get(k) is not None]
+    if taus:
+        loss = str(out.get("distill_loss", SETTINGS["distill_loss"].default)).lower()
+        tau, key = values[taus[0]], taus[0]
+        if loss in LOSSES and "tau" in loss_arguments(loss):
+            args = dict(out.get("distill_loss_args") or {})
+            if "tau" in args and args["tau"] != tau:
+                raise SettingError(f"{key}={tau!r} and distill_loss_args tau={args['tau']!r} differ: give one")
+            out["distill_loss_args"] = {**args, "tau": tau}
+            written.setdefault("distill_loss_args", key)
+        elif tau != OLD_TAU_DEFAULT:
+            raise SettingError(f"{key}={tau!r} is the temperature of the 'cwd' loss, but the loss is {loss!r}, "
+                               "which has none")
+    return out, written
+
+
+@dataclass(frozen=True)
+class DistillSettings:
+    """Everything that defines one distillation, validated; field names are the setting keys.
+
+    ``distill_model`` (the teacher) is Ultralytics' own key; the rest are `SETTINGS`.
+    """
+
+    distill_model: str
+    distill_weight: float = SETTINGS["distill_weight"].default
+    distill_loss: str = SETTINGS["distill_loss"].default
+    distill_loss_args: dict[str, Any] = field(default_factory=dict)
+    distill_teacher_layers: str | tuple[int, ...] = SETTINGS["distill_teacher_layers"].default
+    distill_student_layers: str | tuple[int, ...] = SETTINGS["distill_student_layers"].default
+    distill_mask: str = SETTINGS["distill_mask"].default
+    distill_mask_bg: float = SETTINGS["distill_mask_bg"].default
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any], written: Mapping[str, str] | None = None,
+                    check_teacher: bool = True) -> DistillSettings:
+        """Check every setting in ``values`` (canonical keys; missing ones take their defaults).
+
+        Args:
+            values: Canonical keys and values (see `canonicalize`), ``distill_model`` among them.
+            written: For error messages, the key each setting was written as.
+            check_teacher: Resolve ``distill_model`` to a file on disk (a module is taken as it is).
+
+        Raises:
+            SettingError: A bad value; the message names the key as written and what is accepted.
+            FileNotFoundError: The teacher file does not exist.
+        """
+        written = dict(written or {})
+        clean = {}
+        for key, setting in SETTINGS.items():
+            raw = values.get(key)
+            clean[key] = setting.check(setting.default if raw is None else raw, written.get(key, key))
+        try:  # the loss's own arguments, checked by the loss itself
+            build_loss(clean["distill_loss"], clean["distill_loss_args"])
+        except ValueError as error:
+            raise SettingError(f"{written.get('distill_loss_args', 'distill_loss_args')}: {error}") from None
+        teacher = values.get("distill_model")
+        if not teacher:
+            raise SettingError("distill_model is not set: give the teacher checkpoint (.pt) or model YAML")
+        if check_teacher and isinstance(teacher, str):
+            teacher = str(resolve_model_file(teacher, "teacher (distill_model)"))
+        return cls(distill_model=teacher, **clean)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The settings as plain values (layers as lists), e.g. for ``distill.json``."""
+        values = asdict(self)
+        values["distill_model"] = str(self.distill_model)
+        for key in ("distill_teacher_layers", "distill_student_layers"):
+            values[key] = values[key] if values[key] == "auto" else list(values[key])
+        return values
+
+    def write_into(self, args: Any) -> None:
+        """Put the resolved settings into an Ultralytics args namespace, so ``args.yaml`` and ``last.pt``
+        hold them under their own keys (``dis`` mirrors ``distill_weight``; the old tau names are cleared)."""
+        for key, value in self.as_dict().items():
+            if key != "distill_model":
+                setattr(args, key, value)
+        args.dis = self.distill_weight
+        for key in TAU_ALIASES:
+            if hasattr(args, key):
+                setattr(args, key, None)
+
+
+def register_cfg_keys(extra: Mapping[str, Any] | None = None) -> None:
+    """Add the settings (and ``extra`` keys) to Ultralytics' default config (idempotent).
+
+    Their default there is None, meaning "not given": `canonicalize` then falls back to the
+    setting's own default, and Ultralytics' ``dis`` default (6.0) is never mistaken for a choice.
+    """
+    from ultralytics.utils import DEFAULT_CFG, DEFAULT_CFG_DICT
+
+    for key, default in {**dict.fromkeys([*SETTINGS, "distill_tau"]), **(extra or {})}.items():
+        if key not in DEFAULT_CFG_DICT:
+            DEFAULT_CFG_DICT[key] = default
+            setattr(DEFAULT_CFG, key, default)
