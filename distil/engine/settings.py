@@ -96,8 +96,8 @@ class Setting:
 SETTINGS: dict[str, Setting] = {s.key: s for s in (
     Setting("distill_weight", 1.0, "weight of the feature loss; 0 turns feature distillation off (the baseline)",
             number(low=0), aliases=("dis",)),
-    Setting("distill_loss", "mse", "feature loss: mse, cwd or pkd (distil.engine.losses)", choice(lambda: LOSSES),
-            aliases=("loss",)),
+    Setting("distill_loss", "mse", "feature loss by name: mse, cwd, pkd, ... (see distil.engine.losses)",
+            choice(lambda: LOSSES), aliases=("loss",)),
     Setting("distill_loss_args", {}, "arguments of the feature loss, e.g. {tau: 2.0} for cwd", mapping),
     Setting("distill_teacher_layers", "auto", "teacher layer indices, or 'auto' (the inputs of its head)", layers,
             aliases=("teacher_layers",)),
