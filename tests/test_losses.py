@@ -112,3 +112,18 @@ def test_loss_arguments_reach_only_the_loss_that_takes_them():
         build_loss("cwd", {"temperature": 3.0})
     with pytest.raises(ValueError, match="tau=-1 must be a number > 0"):
         build_loss("cwd", {"tau": -1})
+
+
+def test_attention_transfer_matches_its_formula_and_takes_its_power(maps):
+    s, t = (m.double().numpy() for m in maps[:2])
+    for p in (2.0, 3.0):
+        def attention(x, p=p):
+            a = (np.abs(x) ** p).sum(axis=1).reshape(len(x), -1)
+            return a / np.linalg.norm(a, axis=1, keepdims=True)
+        expected = ((attention(s) - attention(t)) ** 2).sum() / len(s)
+        loss = build_loss("at", {"p": p})
+        assert loss.p == p
+        assert float(loss(*(m.double() for m in maps[:2]))) == pytest.approx(expected, rel=1e-9)
+    assert float(build_loss("at")(maps[1], maps[1])) == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="loss 'at' has no argument 'tau' \\(it takes p\\)"):
+        build_loss("at", {"tau": 1.0})

@@ -123,6 +123,41 @@ class PearsonFeatureLoss(FeatureLoss):
         return (diff * w).sum() / (2 * w.sum() * student.shape[1]).clamp_min(1e-12)
 
 
+@register("at")
+class AttentionTransferLoss(FeatureLoss):
+    r"""Attention transfer (Zagoruyko and Komodakis, ICLR 2017): match where each map is active.
+
+    Each map becomes a spatial attention vector, the ``p``-th power of its absolute activations summed
+    over channels and L2-normalised over positions, :math:`q_{n} = a_n / \lVert a_n \rVert_2` with
+    :math:`a_{nhw} = \sum_c |X_{nchw}|^p`; then
+
+    .. math:: L = \frac{1}{N} \sum_{n,h,w} \hat w_{nhw}\,(q^S_{nhw} - q^T_{nhw})^2, \qquad
+              \hat w = w / \mathrm{mean}_{hw}(w)
+
+    With no weight this is the mean over images of the squared distance between the two attention
+    vectors (within [0, 2]). It ignores channels altogether, so it asks the student for the teacher's
+    sense of where things are, not for its channel code.
+    """
+
+    def __init__(self, p: float = 2.0) -> None:
+        """Args:
+            p: Power of the activations (> 0); higher stresses the strongest positions.
+        """
+        super().__init__()
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not p > 0:
+            raise ValueError(f"p={p!r} must be a number > 0")
+        self.p = float(p)
+
+    def attention(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) -> (N, H*W): L2-normalised sum over channels of ``|x|^p``."""
+        return F.normalize(x.abs().pow(self.p).sum(1).flatten(1), dim=1)
+
+    def forward(self, student: torch.Tensor, teacher: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        w = position_weights(weight, student).flatten(1)
+        w = w / w.mean(dim=1, keepdim=True).clamp_min(1e-12)
+        return (w * (self.attention(student) - self.attention(teacher)) ** 2).sum() / student.shape[0]
+
+
 def loss_arguments(name: str) -> dict[str, Any]:
     """The arguments a registered loss accepts, with their defaults."""
     signature = inspect.signature(LOSSES[name].__init__)
