@@ -38,14 +38,15 @@ def use_all_cpu_cores(trainer) -> None:
 def prepare_data(params: Params, n_train: int | None = None) -> Path:
     """The ``data.yaml`` to train on: the generated demo dataset (built once, then reused) or the user's.
 
-    ``n_train`` overrides ``demo_train`` (the teacher sees more images); every demo dataset of one
-    ``demo_seed`` shares the same validation and test images.
+    ``n_train`` overrides ``demo_train`` (the teacher sees more images, and no unlabeled split); every
+    demo dataset of one ``demo_seed`` shares the same validation and test images.
     """
     if params.data != "demo":
         return resolve_path(params.data)
-    n_train = params.demo_train if n_train is None else n_train
-    settings = DemoSettings(n_train=n_train, n_val=params.demo_val, imgsz=params.demo_imgsz, seed=params.demo_seed,
-                            n_test=params.demo_test)
+    unlabeled = params.demo_unlabeled if n_train is None else 0
+    settings = DemoSettings(n_train=params.demo_train if n_train is None else n_train, n_val=params.demo_val,
+                            imgsz=params.demo_imgsz, seed=params.demo_seed, n_test=params.demo_test,
+                            n_unlabeled=unlabeled)
     return make_demo_dataset(params.demo_data_dir(n_train), settings)
 
 
@@ -75,7 +76,9 @@ def ultralytics_overrides(params: DistillParams, data_yaml: Path) -> dict[str, A
     }
     if params.distilling:  # the settings under their own keys: the trainer checks them as it would any call's
         overrides["distill_model"] = str(resolve_model_file(params.teacher_path, "teacher"))
-        overrides.update({key: getattr(params, key) for key in SETTINGS})
+        overrides.update({key: getattr(params, key) for key in SETTINGS if getattr(params, key) != ""})
+        if params.distill_unlabeled:
+            overrides["distill_unlabeled"] = params.unlabeled_source
     return overrides
 
 

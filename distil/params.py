@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import yaml
 
 from distil.engine.settings import ALIASES, SETTINGS, TAU_ALIASES, DistillSettings, SettingError, canonicalize
+from distil.engine.unlabeled import UnlabeledImagesError, unlabeled_images
 from distil.paths import resolve_model_file, resolve_path
 
 PLAIN_TYPES = (str, int, float, bool, list, tuple, dict, type(None))
@@ -100,6 +101,7 @@ class Params:
     demo_test: int = param(100, "demo dataset: test images (kept apart for results reported after tuning on val)")
     demo_seed: int = param(0, "demo dataset: seed of the generated images (training seeds vary apart from it)")
     demo_imgsz: int = param(160, "demo dataset: image side in pixels")
+    demo_unlabeled: int = param(0, "demo dataset: images of its unlabeled split (distill_unlabeled: demo)")
     enhance: str = param("none", "enhancement applied to every image models see: 'none', 'default' or a "
                                  "pipeline YAML")
     samples: int = param(4, "sample images each figure shows")
@@ -190,8 +192,8 @@ class Params:
         for key, minimum in positive.items():
             if getattr(self, key) < minimum:
                 raise ParamsError(f"parameter {key}={getattr(self, key)} must be >= {minimum}")
-        if self.workers < 0 or self.seed < 0 or self.demo_seed < 0 or self.demo_test < 0:
-            raise ParamsError("parameters workers, seed, demo_seed and demo_test must be >= 0")
+        if min(self.workers, self.seed, self.demo_seed, self.demo_test, self.demo_unlabeled) < 0:
+            raise ParamsError("parameters workers, seed, demo_seed, demo_test and demo_unlabeled must be >= 0")
         if not self.name or "/" in self.name or self.name in {".", ".."}:
             raise ParamsError(f"parameter name={self.name!r} must be a plain folder name")
         if self.enhance not in {"none", "default"} and not resolve_path(self.enhance).exists():
@@ -217,10 +219,15 @@ class Params:
 
     def demo_data_dir(self, n_train: int | None = None) -> Path:
         """Where the generated dataset lives: one folder per setting. Datasets that differ only in
-        their number of training images share the same validation images (and the first training ones)."""
+        their number of training images share the same validation images (and the first training ones).
+
+        ``n_train`` given (the teacher's larger set): a dataset without the unlabeled split.
+        """
+        unlabeled = self.demo_unlabeled if n_train is None else 0
         n_train = self.demo_train if n_train is None else n_train
+        suffix = f"-u{unlabeled}" if unlabeled else ""
         return (self.outputs_dir / "data" /
-                f"demo-{n_train}-{self.demo_val}-{self.demo_test}-{self.demo_imgsz}-s{self.demo_seed}")
+                f"demo-{n_train}-{self.demo_val}-{self.demo_test}-{self.demo_imgsz}-s{self.demo_seed}{suffix}")
 
     @property
     def ultralytics_device(self) -> str | None:
@@ -248,9 +255,19 @@ class ModelParams(Params):
 
     teacher: str = param("auto", "teacher .pt; 'auto' is the one 00_teacher keeps in outputs/teacher/<name>/teacher.pt")
     student: str = param("yolov8s.yaml", "student .pt or YOLO model YAML")
+    distill_weight: float = setting("distill_weight")
     distill_loss: str = setting("distill_loss")
+    distill_loss_args: dict = setting("distill_loss_args")
     distill_teacher_layers: str | list[int] = setting("distill_teacher_layers")
     distill_student_layers: str | list[int] = setting("distill_student_layers")
+    distill_mask: str = setting("distill_mask")
+    distill_mask_bg: float = setting("distill_mask_bg")
+    distill_det: float = setting("distill_det")
+    distill_det_conf: float = setting("distill_det_conf")
+    distill_unlabeled: str = setting("distill_unlabeled")
+    distill_unlabeled_ratio: float = setting("distill_unlabeled_ratio")
+    distill_warmup: float = setting("distill_warmup")
+    distill_stop: int = setting("distill_stop")
 
     @property
     def teacher_path(self) -> Path:
@@ -263,19 +280,41 @@ class ModelParams(Params):
     def runs_dir(self) -> Path:
         return self.outputs_dir / "runs"
 
+    @property
+    def distilling(self) -> bool:
+        """Whether a teacher teaches at all (a feature or a detection weight); if not, this is the baseline."""
+        return self.distill_weight > 0 or self.distill_det > 0
+
     def run_dir(self, run: str, baseline: bool = False) -> Path:
-        """A run folder under outputs/runs; ``'auto'`` names it ``<name>-<loss>`` or ``<name>-baseline``."""
+        """A run folder under outputs/runs. ``'auto'``: ``<name>-baseline``, or ``<name>-`` followed by what
+        teaches: the feature loss (``mse``, ...), ``det`` for the teacher's detections, ``u`` for unlabeled
+        images (e.g. ``demo-mse-det-u``)."""
         if run in ("auto", ""):
-            run = f"{self.name}-baseline" if baseline else f"{self.name}-{self.distill_loss}"
+            if baseline:
+                return self.runs_dir / f"{self.name}-baseline"
+            parts = [self.distill_loss] if self.distill_weight > 0 else []
+            parts += ["det"] if self.distill_det > 0 else []
+            parts += ["u"] if self.distill_unlabeled else []
+            run = "-".join([self.name, *(parts or [self.distill_loss])])
         return self.runs_dir / run
+
+    @property
+    def unlabeled_source(self) -> str:
+        """``distill_unlabeled`` as a folder or list: ``demo`` becomes the generated unlabeled split."""
+        if self.distill_unlabeled == "demo":
+            return str(self.demo_data_dir() / "images" / "unlabeled")
+        return str(resolve_path(self.distill_unlabeled)) if self.distill_unlabeled else ""
 
     def validate(self) -> None:
         super().validate()
-        try:
-            for key in ("distill_loss", "distill_teacher_layers", "distill_student_layers"):
+        try:  # each setting alone; together (and the teacher) where a run needs them: DistillParams
+            for key in SETTINGS:
                 SETTINGS[key].check(getattr(self, key), self.key(key))
         except SettingError as error:
             raise ParamsError(f"parameter {error}") from None
+        if self.distill_unlabeled == "demo" and (self.data != "demo" or self.demo_unlabeled < 1):
+            raise ParamsError(f"parameter {self.key('distill_unlabeled')}='demo' means the demo dataset's unlabeled "
+                              "split: it needs data: demo and demo_unlabeled > 0 (how many images to generate)")
 
     def require_teacher(self) -> None:
         """Check that the teacher can be found, with a hint to run 00_teacher when it is ours to make."""
@@ -378,10 +417,6 @@ class DistillParams(ModelParams):
     """Parameters of ``03_distill``: one distillation run (or, with weight 0, its baseline)."""
 
     epochs: int = param(30, "training epochs")
-    distill_weight: float = setting("distill_weight")
-    distill_loss_args: dict = setting("distill_loss_args")
-    distill_mask: str = setting("distill_mask")
-    distill_mask_bg: float = setting("distill_mask_bg")
     optimizer: str = param("auto", "Ultralytics optimizer ('auto', 'SGD', 'AdamW', ...)")
     lr0: float = param(0.01, "initial learning rate")
     patience: int = param(100, "epochs without improvement before stopping early")
@@ -391,8 +426,8 @@ class DistillParams(ModelParams):
     fraction: float = param(1.0, "share of the training images used")
     plots: bool = param(True, "Ultralytics training plots")
     resume: bool = param(False, "continue this run (same name) from its last.pt")
-    run: str = param("auto", "run folder under outputs/runs ('auto': <name>-<distill_loss>, or <name>-baseline "
-                             "for weight 0)")
+    run: str = param("auto", "run folder under outputs/runs ('auto': <name>-baseline, or <name>-<what teaches>, "
+                             "e.g. demo-mse-det-u)")
 
     def validate(self) -> None:
         super().validate()
@@ -403,7 +438,15 @@ class DistillParams(ModelParams):
         self.require_model("student", "student")
         if self.distilling:
             self.require_teacher()
-        self.distill_settings()
+            self.distill_settings()
+            if self.distill_unlabeled and self.distill_unlabeled != "demo":
+                try:
+                    unlabeled_images(self.unlabeled_source)
+                except UnlabeledImagesError as error:
+                    raise ParamsError(f"parameter {error}") from None
+        elif self.distill_unlabeled:
+            raise ParamsError(f"parameter {self.key('distill_unlabeled')}={self.distill_unlabeled!r} is given but "
+                              "nothing teaches on those images: give distill_weight or distill_det > 0")
 
     def distill_settings(self) -> DistillSettings:
         """The distillation these params ask for, checked by the engine (the check the trainer makes too).
@@ -413,15 +456,11 @@ class DistillParams(ModelParams):
         """
         values = {key: getattr(self, key) for key in SETTINGS}
         values["distill_model"] = str(self.teacher_path)
+        values["distill_unlabeled"] = self.unlabeled_source
         try:
             return DistillSettings.from_values(values, self.written, check_teacher=False)
         except SettingError as error:
             raise ParamsError(f"parameter {error}") from None
-
-    @property
-    def distilling(self) -> bool:
-        """False for the baseline (weight 0): no teacher is loaded at all."""
-        return self.distill_weight > 0
 
     @property
     def run_name(self) -> str:

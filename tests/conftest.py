@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from ultralytics.nn.tasks import RTDETRDetectionModel, yaml_model_load
 
 import distil  # noqa: F401  (keeps Ultralytics offline before anything else imports it)
-from distil.data import make_demo_dataset
+from distil.data import CLASS_NAMES, make_demo_dataset
 from distil.engine import build_from_yaml
+from distil.paths import resolve_model_file
 
 # warmup off and nbs = batch: every batch is an optimizer step with a non-zero learning rate
 TINY = {"imgsz": 64, "batch": 8, "nbs": 8, "warmup_epochs": 0, "device": "cpu", "workers": 0, "plots": False,
@@ -29,14 +31,20 @@ def save_teacher_checkpoint(model, path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
-    """data.yaml of a 16 + 8 image dataset at 64 px."""
-    return make_demo_dataset(tmp_path_factory.mktemp("data") / "tiny", n_train=16, n_val=8, imgsz=64, seed=3)
+    """data.yaml of a 16 + 8 image dataset at 64 px, with 16 unlabeled images."""
+    return make_demo_dataset(tmp_path_factory.mktemp("data") / "tiny", n_train=16, n_val=8, imgsz=64, seed=3,
+                             n_unlabeled=16)
 
 
 @pytest.fixture(scope="session")
 def rtdetr_teacher(tmp_path_factory) -> Path:
-    """The demo RT-DETR built from its YAML once and saved as a .pt (random weights, fixed)."""
-    return save_teacher_checkpoint(build_from_yaml("rtdetr-demo.yaml"), tmp_path_factory.mktemp("t") / "rtdetr.pt")
+    """The demo RT-DETR built from its YAML once and saved as a .pt (random weights, fixed), knowing the demo's
+    class names as a trained one would."""
+    torch.manual_seed(0)
+    model = RTDETRDetectionModel(yaml_model_load(resolve_model_file("rtdetr-demo.yaml", "teacher")),
+                                 nc=len(CLASS_NAMES), verbose=False)
+    model.names = dict(enumerate(CLASS_NAMES))
+    return save_teacher_checkpoint(model, tmp_path_factory.mktemp("t") / "rtdetr.pt")
 
 
 @pytest.fixture(scope="session")

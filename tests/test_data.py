@@ -26,7 +26,7 @@ def dataset(tmp_path_factory):
 
 def test_yolo_layout_with_absolute_paths(dataset):
     data = yaml.safe_load(dataset.read_text())
-    assert data["names"] == dict(enumerate(CLASS_NAMES)) and data["nc"] == 3
+    assert data["names"] == dict(enumerate(CLASS_NAMES)) and data["nc"] == len(CLASS_NAMES) == 6
     for split, count in (("train", 120), ("val", 30)):
         folder = data[split]
         assert folder.startswith("/")
@@ -41,7 +41,7 @@ def test_labels_are_valid_and_varied(dataset):
         per_image.append(len(rows))
         boxes += rows
     boxes = np.array(boxes)
-    assert set(boxes[:, 0].astype(int)) == {0, 1, 2}
+    assert set(boxes[:, 0].astype(int)) == set(range(len(CLASS_NAMES)))
     assert ((boxes[:, 1:] > 0) & (boxes[:, 1:] <= 1)).all()
     assert ((boxes[:, 1] - boxes[:, 3] / 2) >= -1e-6).all() and ((boxes[:, 1] + boxes[:, 3] / 2) <= 1 + 1e-6).all()
     assert boxes[:, 3].max() / boxes[:, 3].min() > 3  # varied sizes
@@ -103,3 +103,33 @@ def test_each_fault_degrades_the_image_as_named():
     assert high_frequency_energy(faulted["blur"]) < 0.6 * high_frequency_energy(clean)
     for image in faulted.values():
         assert image.shape == clean.shape and image.dtype == np.uint8
+
+
+def test_unlabeled_split_is_new_images_whose_labels_stay_apart(tmp_path):
+    data = make_demo_dataset(tmp_path / "u", n_train=8, n_val=2, imgsz=64, seed=1, n_unlabeled=6)
+    spec = yaml.safe_load(data.read_text())
+    unlabeled = sorted((data.parent / "images" / "unlabeled").glob("*.jpg"))
+    assert len(unlabeled) == 6 and spec["unlabeled"] == str(data.parent / "images" / "unlabeled")
+    train = {p.read_bytes() for p in (data.parent / "images" / "train").glob("*.jpg")}
+    longer = make_demo_dataset(tmp_path / "t", n_train=40, n_val=2, imgsz=64, seed=1)  # a teacher's larger set
+    train |= {p.read_bytes() for p in (longer.parent / "images" / "train").glob("*.jpg")}
+    assert not train & {p.read_bytes() for p in unlabeled}  # drawn from seeds no labeled split uses
+    assert len(list((data.parent / "labels" / "unlabeled").glob("*.txt"))) == 6  # for an oracle only
+
+
+def test_classes_differ_in_shape_only_and_decoys_are_not_labelled():
+    """Every class takes every colour: the mean hue of a class's objects says nothing about it."""
+    from distil.data.demo import DemoSettings, generate_image
+
+    settings = DemoSettings(imgsz=128, fault_fraction=0.0)
+    hues = {c: [] for c in range(len(CLASS_NAMES))}
+    for index in range(40):
+        image, objects, _ = generate_image(settings, "train", index)
+        hsv = cv2.cvtColor(image, cv2.COLOR_BGR2HSV)
+        for obj in objects:
+            x1, y1, x2, y2 = (int(round(v)) for v in obj.box)
+            cx, cy = (x1 + x2) // 2, (y1 + y2) // 2
+            hues[obj.cls].append(int(hsv[cy, cx, 0]))
+    for cls, values in hues.items():
+        assert len(values) >= 10, cls
+        assert np.ptp(values) > 120, f"class {CLASS_NAMES[cls]} spans hues {min(values)}..{max(values)} only"

@@ -107,7 +107,7 @@ def test_nonfinite_feature_loss_is_skipped_and_reported():
     loss, items = model.loss(batch)
     assert torch.isfinite(loss).all()
     assert float(items["dis_p5"]) == 0.0 and float(items["dis_p3"]) > 0
-    assert model.nonfinite == [{"step": 1, "level": "p5", "teacher_layer": 27, "student_layer": 21,
+    assert model.nonfinite == [{"step": 1, "term": "p5", "level": "p5", "teacher_layer": 27, "student_layer": 21,
                                 "value": model.nonfinite[0]["value"]}]
     loss.sum().backward()
     assert all(torch.isfinite(p.grad).all() for p in student.parameters() if p.grad is not None)

@@ -128,7 +128,7 @@ def test_evaluate_notebook_writes_the_comparison(series):
     assert ((table["mAP50"] >= 0) & (table["mAP50"] <= 1)).all() and (table["ms_per_image"] > 0).all()
     assert json.loads((outputs / "eval" / "smoke" / "comparison.json").read_text())[2]["model"] == "distilled"
     per_class = pd.read_csv(outputs / "eval" / "smoke" / "per_class.csv")
-    assert set(per_class["class"]) == {"disc", "square", "triangle"}
+    assert set(per_class["class"]) <= set(distil.data.CLASS_NAMES) and len(per_class)
 
 
 def test_every_notebook_leaves_a_manifest(series):

@@ -17,7 +17,7 @@ from ultralytics.utils.dist import generate_ddp_file
 from ultralytics.utils.patches import torch_load
 
 from distil import DistillationTrainer
-from distil.engine import FeatureDistillationModel
+from distil.engine import DistillSettings, FeatureDistillationModel
 
 from .conftest import distill_overrides
 
@@ -64,7 +64,8 @@ def test_crash_then_resume_continues_with_the_same_distillation(tiny_data, rtdet
     assert seen["start_epoch"] == 1
     assert seen["teacher"] == str(rtdetr_teacher)
     settings = seen["settings"]
-    assert settings.as_dict() == {**SETTINGS, "distill_model": str(rtdetr_teacher), "distill_mask_bg": 0.1}
+    assert settings.as_dict() == {**DistillSettings(distill_model="t").as_dict(), **SETTINGS,
+                                  "distill_model": str(rtdetr_teacher)}
     saved_adapters = checkpoint["ema"].projector.state_dict()
     for key, value in seen["adapters"].items():
         assert torch.allclose(value, saved_adapters[key].float(), atol=1e-3)
@@ -105,16 +106,48 @@ def test_resume_refuses_a_yaml_teacher(tiny_data, tmp_path):
         YOLO(str(tmp_path / "yaml-teacher" / "weights" / "last.pt")).train(trainer=DistillationTrainer, resume=True)
 
 
+def test_resume_with_unlabeled_images_and_response_continues_with_the_same_settings(tiny_data, rtdetr_teacher,
+                                                                                    tmp_path):
+    teaching = {**SETTINGS, "distill_mask": "teacher", "distill_det": 0.5, "distill_det_conf": 0.05,
+                "distill_unlabeled": str(tiny_data.parent / "images" / "unlabeled"), "distill_unlabeled_ratio": 0.5,
+                "distill_warmup": 0.5}
+    model = YOLO("yolov8n.yaml")
+    model.add_callback("on_fit_epoch_end", lambda trainer: (_ for _ in ()).throw(Crash()) if trainer.epoch == 0
+                       else None)
+    with pytest.raises(Crash):
+        model.train(trainer=DistillationTrainer, epochs=2,
+                    **distill_overrides(tiny_data, rtdetr_teacher, tmp_path, "teach", **teaching))
+    seen = {}
+
+    def inspect(trainer):
+        seen.update(settings=trainer.distill_settings.as_dict(), per_batch=trainer.unlabeled.batch,
+                    images=len(trainer.unlabeled))
+
+    resumed = YOLO(str(tmp_path / "teach" / "weights" / "last.pt"))
+    resumed.add_callback("on_train_start", inspect)
+    resumed.train(trainer=DistillationTrainer, resume=True)
+    assert {k: seen["settings"][k] for k in teaching} == teaching
+    assert seen["per_batch"] == 4 and seen["images"] == 16  # half of each batch of 8, from 16 images
+    record = json.loads((tmp_path / "teach" / "distill.json").read_text())
+    assert record["unlabeled"]["images"] == 16 and record["unlabeled"]["per_batch"] == 4
+    assert record["steps"] == 4 and record["gradient_balance"]
+    assert set(record["gradient_balance"][0]["grad_norm"]) == {"detection", "dis_p4", "dis_p5", "det_loss"}
+    results = pd.read_csv(tmp_path / "teach" / "results.csv")
+    results.columns = results.columns.str.strip()
+    assert list(results["epoch"]) == [1, 2] and (results["train/det_loss"] > 0).all()
+
+
 def test_ddp_worker_script_rebuilds_the_same_trainer(tiny_data, rtdetr_teacher, tmp_path):
     """Run Ultralytics' generated DDP worker script single-process on CPU: same trainer, same settings."""
+    teaching = {**SETTINGS, "distill_det": 0.5, "distill_unlabeled": str(tiny_data.parent / "images" / "unlabeled")}
     overrides = distill_overrides(tiny_data, rtdetr_teacher, tmp_path, "ddp", epochs=1, model="yolov8n.yaml",
-                                  **SETTINGS)
+                                  **teaching)
     trainer = DistillationTrainer(overrides=overrides)
     trainer.model = trainer.get_model(cfg="yolov8n.yaml", verbose=False)  # what Model.train() does before train()
     script = generate_ddp_file(trainer)
     state = torch_load(script.replace(".py", ".pt"), map_location="cpu", weights_only=False)
     assert state["trainer"] is DistillationTrainer
-    assert {k: state["args"][k] for k in SETTINGS} == SETTINGS
+    assert {k: state["args"][k] for k in teaching} == teaching
 
     # the worker runs in a fresh interpreter that imports distil only by unpickling the trainer class
     out = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=600,
@@ -122,10 +155,11 @@ def test_ddp_worker_script_rebuilds_the_same_trainer(tiny_data, rtdetr_teacher, 
     assert out.returncode == 0, out.stderr[-3000:]
     run = tmp_path / "ddp"
     record = json.loads((run / "distill.json").read_text())
-    assert {k: record["settings"][k] for k in SETTINGS} == SETTINGS
+    assert {k: record["settings"][k] for k in teaching} == teaching
+    assert record["unlabeled"]["images"] == 16
     assert [(lv["teacher"]["index"], lv["student"]["index"]) for lv in record["levels"]] == [(24, 18), (27, 21)]
     results = pd.read_csv(run / "results.csv")
-    assert any("dis_p4" in c for c in results.columns)
+    assert any("dis_p4" in c for c in results.columns) and any("det_loss" in c for c in results.columns)
     assert YOLO(str(run / "weights" / "best.pt")).model.__class__.__name__ == "DetectionModel"
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 from ultralytics.nn.tasks import DetectionModel
 
+from distil.data import CLASS_NAMES
 from distil.engine import FeatureDistillationModel
 
 
@@ -75,7 +76,7 @@ def test_distill_record_and_adapters_beside_weights(distilled_run):
 
 
 def test_best_and_last_are_plain_yolo_loadable_without_distil(distilled_run, tiny_data):
-    expected = sum(p.numel() for p in DetectionModel("yolov8n.yaml", nc=3, verbose=False).parameters())
+    expected = sum(p.numel() for p in DetectionModel("yolov8n.yaml", nc=len(CLASS_NAMES), verbose=False).parameters())
     image = next((tiny_data.parent / "images" / "val").glob("*.jpg"))
     script = textwrap.dedent(f"""
         import sys

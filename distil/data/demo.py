@@ -1,15 +1,22 @@
 """The embedded demo dataset: deterministic scenes written as a YOLO detection dataset.
 
-Nothing can be downloaded here, so the project makes its own data. Each image is a textured
-background with several objects of three classes that differ in shape and colour (a red disc, a
-blue square, a yellow triangle; hue, shade, size and rotation vary), grey distractors that are not
-objects, some images without any object, and, in a known fraction of images, one realistic
-capture fault (colour cast, under/over-exposure, low contrast or haze, sensor noise, blur). The
-fault of every image is recorded in ``dataset.json`` so that the enhancement pipeline can be
-measured against it.
+Nothing can be downloaded here, so the project makes its own data, and makes it hard enough that a
+few hundred labels are not enough, as in the situation distillation is for. Each image is a textured
+background with up to ``max_objects`` objects of six classes that differ **only in shape**, in pairs
+that are close at small sizes (a disc and a hexagon, a square and a rhombus, a triangle and a
+five-pointed star). Colour says nothing about the class: every object has a random hue, a shading
+gradient and, for some, stripes. Objects are small (a radius of 4-14% of the image side), may
+overlap and hide each other, and share the scene with decoys that are not objects (irregular blobs,
+elongated ellipses, bars) painted the same way. Some images hold no object, and a known fraction
+carries one realistic capture fault (colour cast, under/over-exposure, low contrast or haze, sensor
+noise, blur), recorded in ``dataset.json`` so that the enhancement pipeline can be measured
+against it.
 
 Every image is drawn from its own random generator seeded by ``(seed, split, index)``: the same
-arguments always give the same bytes, whatever else was generated before.
+arguments always give the same bytes, whatever else was generated before. The splits' seeds are
+disjoint, so the ``unlabeled`` split holds images that no model was trained on with labels: the
+teacher and the student train on the first images of ``train``. Its true labels are written too
+(``labels/unlabeled``), for the study's oracle only; distillation never reads them.
 """
 
 from __future__ import annotations
@@ -26,11 +33,9 @@ import yaml
 
 from distil.data.yolo import load_images, split_images
 
-CLASS_NAMES = ("disc", "square", "triangle")
-# Base colours (BGR) of the classes; each object jitters hue, saturation and brightness around them.
-CLASS_HSV = ((0, 200, 210), (108, 190, 200), (27, 210, 230))  # OpenCV hue range is 0..179
+CLASS_NAMES = ("disc", "hexagon", "square", "rhombus", "triangle", "star")
 FAULTS = ("colour_cast", "underexposed", "overexposed", "low_contrast", "noise", "blur")
-SPLITS = {"train": 0, "val": 1, "test": 2}
+SPLITS = {"train": 0, "val": 1, "test": 2, "unlabeled": 3}
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,7 @@ class DemoSettings:
         empty_fraction: Share of images without any object.
         max_objects: Most objects in one image.
         n_test: Test images (a third split, for results reported after tuning on ``val``).
+        n_unlabeled: Images of the ``unlabeled`` split (for distillation beyond the labels).
     """
 
     n_train: int = 400
@@ -53,9 +59,10 @@ class DemoSettings:
     imgsz: int = 160
     seed: int = 0
     fault_fraction: float = 0.5
-    empty_fraction: float = 0.08
-    max_objects: int = 6
+    empty_fraction: float = 0.05
+    max_objects: int = 10
     n_test: int = 0
+    n_unlabeled: int = 0
 
 
 @dataclass(frozen=True)
@@ -85,51 +92,74 @@ def textured_background(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def object_colour(rng: np.random.Generator, cls: int) -> np.ndarray:
-    """A BGR colour near the class's base colour."""
-    h, s, v = CLASS_HSV[cls]
-    hsv = np.array([[[(h + rng.integers(-6, 7)) % 180, s * rng.uniform(0.7, 1.1), v * rng.uniform(0.65, 1.1)]]])
+def random_colour(rng: np.random.Generator) -> np.ndarray:
+    """A BGR colour of any hue, fairly saturated and bright: colour carries no class information."""
+    hsv = np.array([[[rng.integers(0, 180), rng.uniform(90, 230), rng.uniform(110, 240)]]])
     return cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2BGR)[0, 0].astype(np.float32)
 
 
-def shape_polygon(rng: np.random.Generator, cls: int, centre: np.ndarray, radius: float) -> np.ndarray:
-    """Vertices of the class's shape (a disc is a 48-gon), randomly rotated; shape (K, 2)."""
-    sides = {0: 48, 1: 4, 2: 3}[cls]
+def regular_polygon(rng: np.random.Generator, sides: int, centre: np.ndarray, radius: float,
+                    radii: tuple[float, ...] = (1.0,), stretch: float = 1.0) -> np.ndarray:
+    """Vertices of a randomly rotated polygon; ``radii`` alternate (a star), ``stretch`` scales one axis."""
     angles = rng.uniform(0, 2 * np.pi) + np.arange(sides) * 2 * np.pi / sides
-    return centre + radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    scale = np.array([radii[k % len(radii)] for k in range(sides)])[:, None]
+    points = np.stack([np.cos(angles), np.sin(angles) / stretch], axis=1) * scale
+    turn = rng.uniform(0, np.pi)
+    rotation = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
+    return centre + radius * points @ rotation.T
+
+
+def shape_polygon(rng: np.random.Generator, cls: int, centre: np.ndarray, radius: float) -> np.ndarray:
+    """Vertices of the class's shape, randomly rotated; shape (K, 2)."""
+    name = CLASS_NAMES[cls]
+    if name == "disc":
+        return regular_polygon(rng, 48, centre, radius)
+    if name == "hexagon":
+        return regular_polygon(rng, 6, centre, radius)
+    if name == "square":
+        return regular_polygon(rng, 4, centre, radius)
+    if name == "rhombus":  # a square stretched along one diagonal: angles of about 65 and 115 degrees
+        return regular_polygon(rng, 4, centre, radius * 1.15, stretch=1.6)
+    if name == "triangle":
+        return regular_polygon(rng, 3, centre, radius)
+    return regular_polygon(rng, 10, centre, radius, radii=(1.0, 0.5))  # star
+
+
+def decoy_polygon(rng: np.random.Generator, centre: np.ndarray, radius: float) -> np.ndarray:
+    """A shape that is no class: an irregular blob, an elongated ellipse or a bar."""
+    kind = rng.integers(3)
+    if kind == 0:
+        sides = int(rng.integers(5, 9))
+        angles = np.sort(rng.uniform(0, 2 * np.pi, sides))
+        lengths = rng.uniform(0.45, 1.0, sides)
+        return centre + radius * np.stack([np.cos(angles), np.sin(angles)], axis=1) * lengths[:, None]
+    if kind == 1:
+        return regular_polygon(rng, 40, centre, radius, stretch=rng.uniform(2.2, 3.5))
+    return regular_polygon(rng, 4, centre, radius, stretch=rng.uniform(4.0, 7.0))
 
 
 def paint_polygon(image: np.ndarray, points: np.ndarray, colour: np.ndarray, rng: np.random.Generator) -> None:
-    """Fill a polygon in place with a shaded colour (a linear light gradient) and a darker rim."""
+    """Fill a polygon in place: a shaded colour (a light gradient), stripes on some, and a darker rim."""
     mask = np.zeros(image.shape[:2], np.uint8)
     cv2.fillPoly(mask, [np.round(points).astype(np.int32)], 255, lineType=cv2.LINE_AA)
     x1, y1 = np.floor(points.min(0)).astype(int).clip(0)
     x2, y2 = (np.ceil(points.max(0)).astype(int) + 1).clip(max=image.shape[1])
+    if x2 <= x1 or y2 <= y1:
+        return
     crop = (slice(y1, y2), slice(x1, x2))
     yy, xx = np.mgrid[y1:y2, x1:x2].astype(np.float32)
     direction = rng.uniform(0, 2 * np.pi)
     ramp = (xx - xx.mean()) * np.cos(direction) + (yy - yy.mean()) * np.sin(direction)
     ramp /= max(float(np.abs(ramp).max()), 1.0)
-    shade = colour * (1.0 + 0.25 * ramp[..., None])
+    shade = colour * (1.0 + 0.3 * ramp[..., None])
+    if rng.random() < 0.35:  # a striped fill in a second colour
+        period = rng.uniform(3, 7) * image.shape[0] / 160
+        stripes = np.sin((xx * np.cos(direction + 1) + yy * np.sin(direction + 1)) * 2 * np.pi / period) > 0
+        shade = np.where(stripes[..., None], shade, random_colour(rng) * (1.0 + 0.3 * ramp[..., None]))
     alpha = mask[crop].astype(np.float32)[..., None] / 255
     region = image[crop].astype(np.float32)
     image[crop] = np.clip(region * (1 - alpha) + shade * alpha, 0, 255).astype(np.uint8)
     cv2.polylines(image, [np.round(points).astype(np.int32)], True, (colour * 0.55).tolist(), 1, cv2.LINE_AA)
-
-
-def paint_distractors(image: np.ndarray, rng: np.random.Generator) -> None:
-    """Grey, low-saturation clutter (ellipses and lines) that the detector must learn to ignore."""
-    size = image.shape[0]
-    for _ in range(int(rng.integers(0, 4))):
-        grey = float(rng.uniform(40, 220))
-        colour = (grey + rng.uniform(-12, 12, 3)).clip(0, 255).tolist()
-        centre = tuple(int(c) for c in rng.integers(0, size, 2))
-        if rng.random() < 0.5:
-            axes = tuple(int(a) for a in rng.integers(size // 30 + 1, size // 6 + 2, 2))
-            cv2.ellipse(image, centre, axes, float(rng.uniform(0, 180)), 0, 360, colour, -1, cv2.LINE_AA)
-        else:
-            end = tuple(int(c) for c in rng.integers(0, size, 2))
-            cv2.line(image, centre, end, colour, int(rng.integers(1, max(size // 60, 2) + 1)), cv2.LINE_AA)
 
 
 def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
@@ -142,21 +172,28 @@ def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
 
 
 def render_scene(rng: np.random.Generator, size: int, n_objects: int) -> tuple[np.ndarray, list[SceneObject]]:
-    """Draw one scene with up to ``n_objects`` objects that overlap each other little."""
+    """Draw one scene: decoys, then up to ``n_objects`` objects, each overlapping the others by IoU <= 0.3.
+
+    Objects drawn later may hide part of earlier ones (their boxes keep the whole shape, as an
+    annotator who knows the shape would draw them).
+    """
     image = textured_background(rng, size)
-    paint_distractors(image, rng)
+    for _ in range(int(rng.integers(0, 5))):
+        radius = size * rng.uniform(0.04, 0.14)
+        centre = rng.uniform(radius, size - radius, 2)
+        paint_polygon(image, decoy_polygon(rng, centre, radius), random_colour(rng), rng)
     objects: list[SceneObject] = []
     for _ in range(n_objects * 10):  # rejection sampling: a few tries per wanted object
         if len(objects) == n_objects:
             break
         cls = int(rng.integers(len(CLASS_NAMES)))
-        radius = size * rng.uniform(0.05, 0.2)
+        radius = size * rng.uniform(0.04, 0.14)
         centre = rng.uniform(radius + 1, size - radius - 1, 2)
         points = shape_polygon(rng, cls, centre, radius)
         box = (*points.min(0).clip(0, size), *points.max(0).clip(0, size))
-        if any(box_iou(box, other.box) > 0.15 for other in objects):
+        if any(box_iou(box, other.box) > 0.3 for other in objects):
             continue
-        paint_polygon(image, points, object_colour(rng, cls), rng)
+        paint_polygon(image, points, random_colour(rng), rng)
         objects.append(SceneObject(cls, tuple(float(v) for v in box)))
     return image, objects
 
@@ -239,7 +276,7 @@ def make_demo_dataset(root: str | Path, settings: DemoSettings | None = None, ov
         raise TypeError(f"make_demo_dataset: unknown setting {', '.join(unknown)}; DemoSettings has "
                         f"{', '.join(f.name for f in dataclasses.fields(DemoSettings))}")
     settings = dataclasses.replace(settings or DemoSettings(), **fields)
-    n_train, n_val, n_test, imgsz = settings.n_train, settings.n_val, settings.n_test, settings.imgsz
+    imgsz = settings.imgsz
     check_settings(settings)
     root = Path(root).expanduser().resolve()
     manifest = read_dataset_record(root)
@@ -253,7 +290,9 @@ def make_demo_dataset(root: str | Path, settings: DemoSettings | None = None, ov
         shutil.rmtree(root)
 
     images: dict[str, dict] = {}
-    for split, count in (("train", n_train), ("val", n_val), ("test", n_test)):
+    counts = {"train": settings.n_train, "val": settings.n_val, "test": settings.n_test,
+              "unlabeled": settings.n_unlabeled}
+    for split, count in counts.items():
         if count == 0:
             continue
         (root / "images" / split).mkdir(parents=True, exist_ok=True)
@@ -271,7 +310,9 @@ def make_demo_dataset(root: str | Path, settings: DemoSettings | None = None, ov
         "path": str(root),
         "train": str(root / "images" / "train"),
         "val": str(root / "images" / "val"),
-        **({"test": str(root / "images" / "test")} if n_test else {}),
+        **({"test": str(root / "images" / "test")} if settings.n_test else {}),
+        # not an Ultralytics key: images for distillation beyond the labels (their labels are for the oracle only)
+        **({"unlabeled": str(root / "images" / "unlabeled")} if settings.n_unlabeled else {}),
         "nc": len(CLASS_NAMES),
         "names": dict(enumerate(CLASS_NAMES)),
     }
@@ -283,8 +324,9 @@ def make_demo_dataset(root: str | Path, settings: DemoSettings | None = None, ov
 def check_settings(settings: DemoSettings) -> None:
     """Reject settings that cannot make a usable dataset, before anything is written."""
     problems = []
-    if settings.n_test < 0:
-        problems.append(f"n_test must be >= 0 (got {settings.n_test})")
+    for name in ("n_test", "n_unlabeled"):
+        if getattr(settings, name) < 0:
+            problems.append(f"{name} must be >= 0 (got {getattr(settings, name)})")
     if settings.n_train < 1 or settings.n_val < 1:
         problems.append(f"n_train and n_val must be >= 1 (got {settings.n_train}, {settings.n_val})")
     if settings.imgsz < 32:

@@ -1,14 +1,23 @@
-"""Position weights from ground-truth boxes: distil where the objects are.
+"""Position weights for the feature loss: distil where the objects are.
 
 Most positions of a detection feature map are background, and an unweighted feature loss is
-dominated by them. With ``distill_mask: gt`` each level gets a weight map that is 1 at positions
-whose cell centre lies inside a ground-truth box (and at the cell holding each box centre, so
-that small objects are never lost at coarse levels) and ``background`` elsewhere.
+dominated by them. Two masks, both in ``[background, 1]``:
+
+- ``distill_mask: gt``: 1 at positions whose cell centre lies inside a ground-truth box (and at the
+  cell holding each box centre, so that small objects are never lost at coarse levels), ``background``
+  elsewhere. It needs labels.
+- ``distill_mask: teacher``: ``background + (1 - background) * saliency``, the teacher's own belief
+  that an object is there (`distil.engine.teacher_signals`). Class-agnostic and label-free, so it
+  works on unlabeled images and with a teacher whose classes are not the dataset's.
+
+The losses normalise by the weights (a weighted mean), so a mask changes where the loss looks, not its
+scale.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 
 def foreground_weights(
@@ -44,3 +53,19 @@ def foreground_weights(
         inside[torch.arange(len(inside), device=device), centre_cell] = 1.0
         fg.scatter_reduce_(0, batch_idx.long().view(-1, 1).expand_as(inside), inside, "amax")
     return (background + (1 - background) * fg).view(batch_size, 1, h, w)
+
+
+def saliency_weights(saliency: torch.Tensor, size: tuple[int, int], background: float = 0.1) -> torch.Tensor:
+    """Weight map of one level from the teacher's saliency.
+
+    Args:
+        saliency: (N, 1, h, w) objectness in [0, 1] at the stride of this level (resized if h, w differ).
+        size: (H, W) of the level's feature map.
+        background: Weight where the teacher sees nothing.
+
+    Returns:
+        (N, 1, H, W) weights in ``[background, 1]``.
+    """
+    if tuple(saliency.shape[2:]) != tuple(size):
+        saliency = F.interpolate(saliency, size=size, mode="bilinear", align_corners=False)
+    return background + (1 - background) * saliency.clamp(0, 1)

@@ -1,4 +1,14 @@
-"""The distillation wrapper: frozen teacher + student + adapters -> detection loss + feature loss.
+"""The distillation wrapper: frozen teacher + student + adapters -> the training loss of one step.
+
+The loss of a step, every term times the number of labeled images (Ultralytics' convention):
+
+    detection(ground truth, labeled images only)
+    + factor * distill_weight * sum over levels of feature_loss(adapter(student map), teacher map, mask)
+    + factor * distill_det * detection(teacher's detections as targets, every image)
+
+``factor`` is the schedule (`distil.engine.schedule`: warm-up, then off for the last epochs).
+Unlabeled images (`distil.engine.unlabeled`) come after the labeled ones in a batch and enter only the
+distillation terms.
 
 `FeatureDistillationModel` subclasses Ultralytics' `DistillationModel` (``ultralytics/nn/distill_model.py``)
 for what Ultralytics does with any instance of it: `BaseTrainer` freezes every ``teacher_model.``
@@ -26,12 +36,15 @@ from ultralytics.utils import LOGGER
 from ultralytics.utils.torch_utils import copy_attr
 
 from distil.engine.adapter import FeatureAdapter
-from distil.engine.hooks import FeatureTap, forward_until
+from distil.engine.hooks import FeatureTap
 from distil.engine.losses import build_loss
-from distil.engine.masks import foreground_weights
-from distil.engine.pairing import LevelPair, pair_layers
+from distil.engine.masks import foreground_weights, saliency_weights
+from distil.engine.pairing import LevelPair, PairingError, pair_layers
+from distil.engine.response import ResponseLoss, response_targets
+from distil.engine.schedule import distill_factor
 from distil.engine.settings import DistillSettings
 from distil.engine.teacher import load_teacher
+from distil.engine.teacher_signals import TeacherReader, TeacherSignals, class_map
 
 
 def check_student(student: nn.Module) -> None:
@@ -47,7 +60,7 @@ def check_student(student: nn.Module) -> None:
 
 
 class FeatureDistillationModel(DistillationModel):
-    """Teacher-student pair for feature distillation across architectures (e.g. RT-DETR -> YOLO).
+    """Teacher-student pair for distillation across architectures (e.g. RT-DETR -> YOLO).
 
     Attributes:
         teacher_model (nn.Module | None): Frozen teacher; None in EMA copies and checkpoints.
@@ -56,21 +69,26 @@ class FeatureDistillationModel(DistillationModel):
         feature_loss (FeatureLoss): The feature loss from the registry.
         pairs (list[LevelPair]): The resolved levels (layers, shapes, strides).
         settings (DistillSettings): What this distillation was asked to do.
-        nonfinite (list[dict]): Steps and levels whose feature loss was NaN/Inf (skipped).
+        progress (float): Epochs done so far, fractional; the trainer sets it before each step (the schedule).
+        measure_balance (bool): Set by the trainer for the steps whose gradient balance is recorded.
+        balance (list[dict]): Per recorded step, the gradient norm each term sends into the student's neck.
+        nonfinite (list[dict]): Steps and terms whose loss was NaN/Inf (skipped).
     """
 
     def __init__(self, teacher: str | Path | nn.Module, student: nn.Module, settings: DistillSettings,
                  imgsz: int = 640) -> None:
-        """Load and freeze the teacher, pair layers, build adapters and loss, and hook both models.
+        """Load and freeze the teacher, pair layers, build adapters and losses.
 
         Args:
             teacher: Teacher checkpoint, YAML or module.
-            student: Student DetectionModel (its ``args`` carry the trainer's arguments).
+            student: Student DetectionModel (its ``args`` carry the trainer's arguments, its ``names`` the
+                dataset's classes).
             settings: Validated distillation settings.
             imgsz: Input size used to measure feature shapes.
 
         Raises:
-            PairingError: The layers cannot be paired.
+            PairingError: The layers cannot be paired, or the teacher mask has no map at a level's stride.
+            ClassMappingError: Response distillation, and the teacher's classes do not cover the dataset's.
         """
         nn.Module.__init__(self)  # the base __init__ finds layers through a Detect head only
         check_student(student)
@@ -86,9 +104,21 @@ class FeatureDistillationModel(DistillationModel):
         self.projector = FeatureAdapter([p.student.channels for p in self.pairs],
                                         [p.teacher.channels for p in self.pairs]).to(device)
         self.feature_loss = build_loss(settings.distill_loss, settings.distill_loss_args)
+        self.classes = class_map(self.teacher_model.names, student.names) if settings.distill_det > 0 else None
+        self.reader = TeacherReader(self.teacher_model, self.teacher_feats_idx,
+                                    saliency=settings.distill_mask == "teacher", detections=settings.distill_det > 0,
+                                    conf=settings.distill_det_conf, classes=self.classes)
+        if settings.distill_mask == "teacher":
+            strides = set(self.reader.saliency_strides(self.teacher_model, imgsz))
+            missing = sorted({p.stride for p in self.pairs} - strides)
+            if missing:
+                raise PairingError(f"distill_mask='teacher' reads the teacher's objectness at the strides of its "
+                                   f"head's inputs {sorted(strides)}, but levels at stride {missing} are distilled")
+        self.progress = 0.0
+        self.measure_balance = False
         self.steps = 0
+        self.balance: list[dict] = []
         self.nonfinite: list[dict] = []
-        self._teacher_tap = FeatureTap(self.teacher_feats_idx)
         self._student_tap = FeatureTap(self.feats_idx)
         copy_attr(self, student)  # names, nc, stride, args, yaml: what the trainer reads off its model
 
@@ -98,8 +128,14 @@ class FeatureDistillationModel(DistillationModel):
         return [p.name for p in self.pairs]
 
     def loss_keys(self) -> list[str]:
-        """The distillation entries of the loss dict: the total, then one per level."""
-        return ["dis_loss", *(f"dis_{name}" for name in self.level_names)]
+        """The distillation entries of the loss dict: feature total and per level, then the response term."""
+        keys = ["dis_loss", *(f"dis_{name}" for name in self.level_names)] if self.settings.distill_weight > 0 else []
+        return keys + (["det_loss"] if self.settings.distill_det > 0 else [])
+
+    def factor(self) -> float:
+        """The schedule's multiplier of every distillation term at the current step."""
+        s = self.settings
+        return distill_factor(self.progress, int(self.student_model.args.epochs), s.distill_warmup, s.distill_stop)
 
     # hooks -----------------------------------------------------------------------------------
     # The taps are attached only inside `loss` (a training step), so no hook is ever pickled with
@@ -108,9 +144,9 @@ class FeatureDistillationModel(DistillationModel):
         """Nothing to do: hooks live only for the duration of a training step."""
 
     def _remove_feature_hooks(self) -> None:
-        """Detach both taps (Ultralytics calls this before saving the bare student)."""
+        """Detach the taps (Ultralytics calls this before saving the bare student)."""
         self._student_tap.remove()
-        self._teacher_tap.remove()
+        self.reader.tap.remove()
 
     def __getstate__(self) -> dict:
         """Plain state: the base class's version expects its own hook bookkeeping."""
@@ -122,15 +158,16 @@ class FeatureDistillationModel(DistillationModel):
 
     # loss ------------------------------------------------------------------------------------
     def loss(self, batch: dict, preds=None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Detection loss plus the weighted feature loss (training), or the detection loss alone.
+        """The loss of a training step (see the module docstring), or the detection loss alone in validation.
 
         Args:
-            batch: Ultralytics training batch (``img`` normalised to [0, 1], ``bboxes``, ``batch_idx``, ...).
+            batch: Ultralytics batch (``img`` in [0, 1], ``bboxes``, ``batch_idx``, ...); in training,
+                ``n_labeled`` says how many images at its start carry labels (default: all).
             preds: Student predictions, given by the validator.
 
         Returns:
-            The loss vector (box, cls, dfl, distill; each already times the batch size) and the
-            detached loss items with ``dis_loss`` and one ``dis_<level>`` per level.
+            The loss vector (box, cls, dfl, then the distillation terms; each times the number of labeled
+            images) and the detached loss items, with one entry per `loss_keys`.
         """
         if not self.training:  # validation: the student alone, distillation reported as zero
             regular, items = self.student_model.loss(batch, preds)
@@ -139,46 +176,90 @@ class FeatureDistillationModel(DistillationModel):
             return torch.cat([regular, zero]), items
 
         images = batch["img"]
+        n_labeled = int(batch.get("n_labeled", len(images)))
         self.steps += 1
-        with torch.no_grad(), self._teacher_tap.attach(self.teacher_model) as tap:
-            forward_until(self.teacher_model, images, max(self.teacher_feats_idx))
-            teacher_maps = tap.take()
+        factor = self.factor()
+        signals = self.reader(self.teacher_model, images) if factor > 0 else None
         with self._student_tap.attach(self.student_model) as tap:
             preds = self.student_model(images)
             student_maps = tap.take()
-        regular, items = self.student_model.loss(batch, preds)
+        regular, items = self.student_model.loss(batch, labeled_part(preds, n_labeled))  # ground truth: labeled only
+        terms: dict[str, torch.Tensor] = {}
+        if signals is not None and self.settings.distill_weight > 0:
+            scale = factor * self.settings.distill_weight * n_labeled
+            for pair, value in zip(self.pairs, self.feature_levels(student_maps, signals, batch, n_labeled)):
+                terms[f"dis_{pair.name}"] = scale * value
+        if signals is not None and self.settings.distill_det > 0:
+            targets = response_targets(signals.detections, batch, n_labeled)
+            response = ResponseLoss(self.student_model.criterion)(parsed(preds), targets).sum()
+            terms["det_loss"] = self.finite(factor * self.settings.distill_det * n_labeled * response, "response")
+        if self.measure_balance:
+            self.record_balance(student_maps, regular.sum(), terms, factor, n_labeled, len(images))
+        zero = regular.new_zeros(())
+        distill = sum(terms.values(), zero)
+        logged = {"dis_loss": sum((v for k, v in terms.items() if k.startswith("dis_")), zero), **terms}
+        for key in self.loss_keys():  # per labeled image, as Ultralytics logs its own terms
+            items[key] = (logged.get(key, zero) / n_labeled).detach()
+        return torch.cat([regular, distill.view(1).to(regular.dtype)]), items
 
-        adapted = self.projector(student_maps)
-        per_level = []
-        for pair, student_map, teacher_map in zip(self.pairs, adapted, teacher_maps):
-            weight = self.position_weights(batch, student_map) if self.settings.distill_mask == "gt" else None
+    def feature_levels(self, student_maps: list[torch.Tensor], signals: TeacherSignals, batch: dict,
+                       n_labeled: int) -> list[torch.Tensor]:
+        """The feature loss per level (unweighted), over every image of the batch."""
+        values = []
+        for pair, student_map, teacher_map in zip(self.pairs, self.projector(student_maps), signals.maps):
+            weight = self.position_weights(pair, batch, student_map, signals, n_labeled)
             value = self.feature_loss(student_map.float(), teacher_map.float(), weight)
-            if not torch.isfinite(value):
-                self.report_nonfinite(pair, value)
-                value = student_map.new_zeros((), dtype=torch.float32)
-            per_level.append(self.settings.distill_weight * value)
-        distill = torch.stack(per_level).sum()
-        items["dis_loss"] = distill.detach()
-        for name, value in zip(self.level_names, per_level):
-            items[f"dis_{name}"] = value.detach()
-        return torch.cat([regular, (distill * images.shape[0]).view(1).to(regular.dtype)]), items
+            values.append(self.finite(value, pair.name, pair))
+        return values
 
-    def position_weights(self, batch: dict, feature_map: torch.Tensor) -> torch.Tensor:
-        """The ground-truth foreground weights at this map's resolution."""
-        return foreground_weights(batch["bboxes"], batch["batch_idx"], feature_map.shape[0],
-                                  tuple(feature_map.shape[2:]), self.settings.distill_mask_bg)
+    def position_weights(self, pair: LevelPair, batch: dict, feature_map: torch.Tensor, signals: TeacherSignals,
+                         n_labeled: int) -> torch.Tensor | None:
+        """Where the feature loss looks at this level (None: everywhere alike).
 
-    def report_nonfinite(self, pair: LevelPair, value: torch.Tensor) -> None:
-        """Record and log a NaN/Inf feature loss; the caller drops it so the student stays finite."""
-        event = {"step": self.steps, "level": pair.name, "teacher_layer": pair.teacher.index,
-                 "student_layer": pair.student.index, "value": float(value.detach())}
+        ``gt``: inside the labeled images' boxes (unlabeled images, which have none, count alike everywhere);
+        ``teacher``: where the teacher sees objects, on every image.
+        """
+        mask, background = self.settings.distill_mask, self.settings.distill_mask_bg
+        if mask == "teacher":
+            return saliency_weights(signals.saliency[pair.stride], tuple(feature_map.shape[2:]), background)
+        if mask == "gt":
+            weights = foreground_weights(batch["bboxes"], batch["batch_idx"], feature_map.shape[0],
+                                         tuple(feature_map.shape[2:]), background)
+            weights[n_labeled:] = 1.0
+            return weights
+        return None
+
+    def finite(self, value: torch.Tensor, term: str, pair: LevelPair | None = None) -> torch.Tensor:
+        """``value``, or zero (recorded and logged) when it is NaN/Inf, so the student stays finite."""
+        if torch.isfinite(value):
+            return value
+        event = {"step": self.steps, "term": term, "value": float(value.detach())}
+        if pair is not None:
+            event.update(level=pair.name, teacher_layer=pair.teacher.index, student_layer=pair.student.index)
         self.nonfinite.append(event)
-        LOGGER.warning(f"distil: non-finite {self.settings.distill_loss} loss ({event['value']}) at step {self.steps}, "
-                       f"level {pair.name} (teacher layer {pair.teacher.index}, student layer "
-                       f"{pair.student.index}); skipped for this step")
+        where = f"level {pair.name} (teacher layer {pair.teacher.index}, student layer {pair.student.index})" \
+            if pair is not None else "the response term"
+        LOGGER.warning(f"distil: non-finite {self.settings.distill_loss if pair else 'response'} loss "
+                       f"({event['value']}) at step {self.steps}, {where}; skipped for this step")
+        return value.new_zeros(())
+
+    def record_balance(self, student_maps: list[torch.Tensor], detection: torch.Tensor,
+                       terms: dict[str, torch.Tensor], factor: float, n_labeled: int, n_images: int) -> None:
+        """The gradient norm each term of this step sends into the student's neck (the maps its head reads)."""
+        norms = {}
+        for name, term in {"detection": detection, **terms}.items():
+            grads = torch.autograd.grad(term, student_maps, retain_graph=True, allow_unused=True)
+            norms[name] = float(torch.sqrt(sum((g.float() ** 2).sum() for g in grads if g is not None)))
+        self.balance.append({"step": self.steps, "epoch": round(self.progress, 3), "factor": round(factor, 4),
+                             "labeled_images": n_labeled, "images": n_images, "grad_norm": norms})
+        self.measure_balance = False
 
     def describe(self) -> dict:
         """The distillation as resolved, for ``distill.json``."""
+        classes = None
+        if self.classes is not None:
+            classes = {self.teacher_model.names[t]: self.student_model.names[int(d)]
+                       for t, d in enumerate(self.classes.tolist()) if d >= 0 and t in self.teacher_model.names}
         return {
             "teacher": str(self.settings.distill_model),
             "teacher_type": type(self.teacher_model).__name__ if self.teacher_model is not None else None,
@@ -188,6 +269,21 @@ class FeatureDistillationModel(DistillationModel):
                 {**pair.as_dict(), "adapter": {"in_channels": s, "out_channels": t}}
                 for pair, (s, t) in zip(self.pairs, self.projector.channels)
             ],
+            "response_classes": classes,
             "student_parameters": sum(p.numel() for p in self.student_model.parameters()),
             "adapter_parameters": sum(p.numel() for p in self.projector.parameters()),
         }
+
+
+def parsed(preds) -> dict[str, torch.Tensor]:
+    """The training outputs dict of a student's predictions (inference mode wraps it in a tuple)."""
+    return preds[1] if isinstance(preds, tuple) else preds
+
+
+def labeled_part(preds, n_labeled: int) -> dict[str, torch.Tensor]:
+    """The student's predictions for the first ``n_labeled`` images of the batch."""
+    preds = parsed(preds)
+    if n_labeled == preds["boxes"].shape[0]:
+        return preds
+    return {"boxes": preds["boxes"][:n_labeled], "scores": preds["scores"][:n_labeled],
+            "feats": [f[:n_labeled] for f in preds["feats"]]}

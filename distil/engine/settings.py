@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from distil.engine.losses import LOSSES, build_loss, loss_arguments
 from distil.paths import resolve_model_file
 
-MASKS = ("none", "gt")
+MASKS = ("none", "gt", "teacher")
 
 
 class SettingError(ValueError):
@@ -73,6 +74,28 @@ def layers(value: Any, key: str) -> str | tuple[int, ...]:
     return tuple(value)
 
 
+def whole(low: int = 0) -> Callable[[Any, str], int]:
+    """An int >= low (a float with no fraction is accepted)."""
+
+    def check(value: Any, key: str) -> int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise SettingError(f"{key}={value!r} must be a whole number >= {low}")
+        return value
+
+    return check
+
+
+def image_source(value: Any, key: str) -> str:
+    """'' (none), or a folder of images or a .txt list of image paths (checked to exist when training starts)."""
+    if value is None or value in ("", "none"):
+        return ""
+    if not isinstance(value, (str, Path)):
+        raise SettingError(f"{key}={value!r} must be a folder of images or a .txt list of image paths")
+    return str(value)
+
+
 def mapping(value: Any, key: str) -> dict[str, Any]:
     """A mapping of argument names to values (None: empty)."""
     if value is None:
@@ -103,10 +126,20 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in (
             aliases=("teacher_layers",)),
     Setting("distill_student_layers", "auto", "student layer indices, or 'auto' (the inputs of its Detect head)",
             layers, aliases=("student_layers",)),
-    Setting("distill_mask", "none", "'none', or 'gt' to weight positions inside ground-truth boxes",
-            choice(lambda: MASKS)),
-    Setting("distill_mask_bg", 0.1, "weight of background positions under distill_mask 'gt', in [0, 1]",
+    Setting("distill_mask", "none", "where the feature loss looks: 'none' (everywhere), 'gt' (inside ground-truth "
+            "boxes) or 'teacher' (where the teacher sees objects)", choice(lambda: MASKS)),
+    Setting("distill_mask_bg", 0.1, "weight of background positions under distill_mask 'gt' or 'teacher', in [0, 1]",
             number(0, 1), aliases=("mask_bg",)),
+    Setting("distill_det", 0.0, "weight of the teacher's detections as targets (response distillation); 0 = off",
+            number(low=0)),
+    Setting("distill_det_conf", 0.5, "teacher score from which a detection becomes a target, in (0, 1)",
+            number(0, 1, low_open=True)),
+    Setting("distill_unlabeled", "", "images without labels that the teacher teaches on: a folder, a .txt list of "
+            "image paths, or 'demo' (params only: the demo's unlabeled split); '' = none", image_source),
+    Setting("distill_unlabeled_ratio", 1.0, "unlabeled images per labeled image in each batch", number(low=0,
+            low_open=True)),
+    Setting("distill_warmup", 0.0, "epochs over which every distillation weight ramps up from 0", number(low=0)),
+    Setting("distill_stop", 0, "last epochs trained on the ground-truth detection loss alone", whole(0)),
 )}
 # Names of the cwd temperature before loss arguments existed; they become distill_loss_args' tau.
 TAU_ALIASES = ("distill_tau", "cwd_tau")
@@ -171,6 +204,12 @@ class DistillSettings:
     distill_student_layers: str | tuple[int, ...] = SETTINGS["distill_student_layers"].default
     distill_mask: str = SETTINGS["distill_mask"].default
     distill_mask_bg: float = SETTINGS["distill_mask_bg"].default
+    distill_det: float = SETTINGS["distill_det"].default
+    distill_det_conf: float = SETTINGS["distill_det_conf"].default
+    distill_unlabeled: str = SETTINGS["distill_unlabeled"].default
+    distill_unlabeled_ratio: float = SETTINGS["distill_unlabeled_ratio"].default
+    distill_warmup: float = SETTINGS["distill_warmup"].default
+    distill_stop: int = SETTINGS["distill_stop"].default
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any], written: Mapping[str, str] | None = None,
@@ -195,6 +234,10 @@ class DistillSettings:
             build_loss(clean["distill_loss"], clean["distill_loss_args"])
         except ValueError as error:
             raise SettingError(f"{written.get('distill_loss_args', 'distill_loss_args')}: {error}") from None
+        if clean["distill_weight"] == 0 and clean["distill_det"] == 0:
+            raise SettingError(f"{written.get('distill_weight', 'distill_weight')}=0 and "
+                               f"{written.get('distill_det', 'distill_det')}=0: nothing to distil; give a feature "
+                               "weight, a detection weight, or train without the teacher (the baseline)")
         teacher = values.get("distill_model")
         if not teacher:
             raise SettingError("distill_model is not set: give the teacher checkpoint (.pt) or model YAML")

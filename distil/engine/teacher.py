@@ -55,6 +55,14 @@ def load_teacher(source: str | Path | nn.Module) -> nn.Module:
     return model
 
 
+def teacher_names(source: str | Path | nn.Module) -> dict[int, str]:
+    """The class names a teacher knows (read from its checkpoint or YAML, without freezing a copy)."""
+    if isinstance(source, nn.Module):
+        return dict(source.names)
+    model = load_checkpoint(source)[0] if str(source).endswith(".pt") else build_from_yaml(source)
+    return dict(model.names)
+
+
 def detector(path: str | Path) -> YOLO | RTDETR:
     """The Ultralytics model wrapper that fits a checkpoint or YAML (RT-DETR needs its own validator)."""
     if str(path).endswith(".pt"):

@@ -12,6 +12,10 @@ What it changes, and why there:
 
 - `__init__` checks the distillation settings (`distil.engine.settings`) before any data is read, and
   writes them back resolved, so ``args.yaml`` and ``last.pt`` hold exactly what this run does.
+- `_setup_train` also builds the loader of unlabeled images (``distill_unlabeled``), and
+  `preprocess_batch` appends a batch of them to every labeled batch (`distil.engine.unlabeled`); it
+  also tells the model how far training is (the weight schedule) and when to measure the gradient
+  balance.
 - `set_model_attributes` wraps the student in `FeatureDistillationModel`. Ultralytics calls it once
   the model is on its device and before freezing, the AMP check, DDP, the optimizer and the EMA,
   so the adapters take part in all of them and the teacher is frozen by the base trainer's own
@@ -28,6 +32,7 @@ What it changes, and why there:
 from __future__ import annotations
 
 import json
+from copy import copy
 from pathlib import Path
 
 import torch
@@ -39,7 +44,10 @@ from ultralytics.utils.torch_utils import unwrap_model
 
 from distil.engine.model import FeatureDistillationModel
 from distil.engine.settings import DistillSettings, canonicalize
-from distil.enhancement.dataset import EnhancedDetectionTrainer
+from distil.engine.teacher import teacher_names
+from distil.engine.teacher_signals import class_map
+from distil.engine.unlabeled import UnlabeledBatches, append_images, unlabeled_images
+from distil.enhancement.dataset import EnhancedDetectionTrainer, enhance_dataset
 
 RECORD_NAME = "distill.json"
 
@@ -78,6 +86,12 @@ class DistillationTrainer(EnhancedDetectionTrainer):
                 )
         self.distill_settings = settings
         settings.write_into(self.args)
+        if settings.distill_unlabeled:  # a missing or empty folder fails here, before training
+            self.unlabeled_files = len(unlabeled_images(settings.distill_unlabeled))
+        if settings.distill_det > 0:  # and so do class names that cannot match
+            class_map(teacher_names(settings.distill_model), self.data["names"])
+        self.unlabeled: UnlabeledBatches | None = None
+        self.step_in_epoch = (-1, 0)  # (epoch, batches seen in it)
 
     @staticmethod
     def read_settings(args: dict, given=None) -> DistillSettings:
@@ -121,6 +135,7 @@ class DistillationTrainer(EnhancedDetectionTrainer):
         model.projector.load_state_dict(weights.projector.state_dict())
         model.steps = weights.steps
         model.nonfinite = list(weights.nonfinite)
+        model.balance = list(getattr(weights, "balance", []))  # absent in checkpoints of older versions
         self.model = model
         return ckpt
 
@@ -132,12 +147,50 @@ class DistillationTrainer(EnhancedDetectionTrainer):
                                    "feature_loss": wrapper.feature_loss})
         return super().build_optimizer(model, *args, **kwargs)
 
+    # batches ------------------------------------------------------------------------------
+    def _setup_train(self) -> None:
+        """Set up training as Ultralytics does, then the loader of unlabeled images."""
+        super()._setup_train()
+        s = self.distill_settings
+        if s.distill_unlabeled:
+            self.unlabeled = UnlabeledBatches(self, s.distill_unlabeled, s.distill_unlabeled_ratio,
+                                              prepare=lambda dataset: enhance_dataset(dataset, self.args.enhance))
+            self.write_record()
+
+    def preprocess_batch(self, batch: dict) -> dict:
+        """Append unlabeled images (while distillation is on), then preprocess everything alike.
+
+        Also sets the model's ``progress`` (fractional epochs, for the schedule) and, at three steps of
+        the first and of the last distilled epoch, asks it to record the gradient balance.
+        """
+        wrapper = self.distill_model
+        if wrapper is None or not wrapper.training:
+            return super().preprocess_batch(batch)
+        epoch, seen = self.step_in_epoch
+        seen = seen + 1 if epoch == self.epoch else 0
+        self.step_in_epoch = (self.epoch, seen)
+        batches = max(1, len(self.train_loader))
+        wrapper.progress = self.epoch + seen / batches
+        last_distilled = self.epochs - 1 - self.distill_settings.distill_stop
+        wrapper.measure_balance = self.epoch in {self.start_epoch, last_distilled} and seen in {
+            min(1, batches - 1), batches // 2, batches - 1}
+        if self.unlabeled is not None and wrapper.factor() > 0:
+            batch = append_images(batch, self.unlabeled.next())
+        return super().preprocess_batch(batch)
+
+    def _close_dataloader_mosaic(self) -> None:
+        """Close mosaic for the last epochs in the unlabeled loader too."""
+        super()._close_dataloader_mosaic()
+        if self.unlabeled is not None:
+            self.unlabeled.close_mosaic(hyp=copy(self.args))
+
     # records ------------------------------------------------------------------------------
     def save_model(self) -> bool:
         """Save checkpoints as usual, and the EMA adapters beside them."""
         ema = self.ema.ema if self.ema else None
-        if isinstance(ema, FeatureDistillationModel):  # the checkpoint holds the EMA: keep the step count there
-            ema.steps, ema.nonfinite = self.distill_model.steps, list(self.distill_model.nonfinite)
+        if isinstance(ema, FeatureDistillationModel):  # the checkpoint holds the EMA: keep the records there
+            live = self.distill_model
+            ema.steps, ema.nonfinite, ema.balance = live.steps, list(live.nonfinite), list(live.balance)
         saved = super().save_model()
         if saved and isinstance(ema, FeatureDistillationModel):
             state = {"state_dict": {k: v.detach().cpu() for k, v in ema.projector.state_dict().items()},
@@ -152,8 +205,16 @@ class DistillationTrainer(EnhancedDetectionTrainer):
         if RANK not in {-1, 0} or self.distill_model is None:
             return
         wrapper = self.distill_model
-        record = {**wrapper.describe(), "imgsz": training_imgsz(self.args.imgsz),
-                  "steps": wrapper.steps, "nonfinite": wrapper.nonfinite,
+        unlabeled = None
+        if self.distill_settings.distill_unlabeled:
+            unlabeled = {"source": self.distill_settings.distill_unlabeled,
+                         "images": len(self.unlabeled) if self.unlabeled else self.unlabeled_files,
+                         "per_batch": self.unlabeled.batch if self.unlabeled else None,
+                         "labeled_per_batch": self.batch_size,
+                         "mixing": "each batch of labeled images gets distill_unlabeled_ratio times as many "
+                                   "unlabeled ones appended; an epoch is one pass over the labeled images"}
+        record = {**wrapper.describe(), "imgsz": training_imgsz(self.args.imgsz), "unlabeled": unlabeled,
+                  "steps": wrapper.steps, "nonfinite": wrapper.nonfinite, "gradient_balance": wrapper.balance,
                   "weights": {"best": str(self.best), "last": str(self.last),
                               "adapters": str(self.wdir / "adapters_best.pt")}}
         Path(self.save_dir).mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,183 @@
+"""What the frozen teacher says about a batch: its feature maps, where it sees objects, what it detects.
+
+`TeacherReader` runs the teacher once per training step on exactly the (augmented) images the
+student sees, and only as far as needed: up to its last hooked layer for feature distillation alone;
+the whole model when its detections are targets (``distill_det``) or, for a YOLO teacher, when its
+head's scores make the feature mask (``distill_mask: teacher``).
+
+- **Saliency** (the teacher-guided mask): for an RT-DETR, the score RT-DETR itself uses to pick its
+  queries, ``max_c sigmoid(enc_score_head(enc_output(input_proj(x))))`` at every encoder position,
+  computed from the decoder's inputs with the decoder's own modules (the decoder itself is not run);
+  for a YOLO teacher, the largest class score of its head at every anchor. Class-agnostic, so it
+  works whatever classes the teacher knows, on labeled and unlabeled images alike.
+- **Detections**: an RT-DETR's decoder output (one box per query, no NMS needed) or a YOLO teacher's
+  post-NMS boxes, kept from ``distill_det_conf`` up, with the teacher's classes mapped to the dataset's
+  by name. Boxes are in the batch's own frame (normalised ``cx, cy, w, h``, as ``batch["bboxes"]``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from ultralytics.nn.modules import Detect, RTDETRDecoder
+from ultralytics.utils.nms import non_max_suppression
+from ultralytics.utils.ops import xyxy2xywh
+
+from distil.engine.hooks import FeatureTap, forward_until, head_inputs, layer_table
+
+YOLO_TEACHER_NMS_IOU = 0.7  # Ultralytics' own default for prediction
+
+
+class ClassMappingError(ValueError):
+    """The teacher's classes cannot be matched to the dataset's; the message lists both."""
+
+
+def class_map(teacher_names: Mapping[int, str], dataset_names: Mapping[int, str]) -> torch.Tensor:
+    """For each teacher class, the dataset class of the same name (case and spaces ignored), or -1.
+
+    Raises:
+        ClassMappingError: A dataset class has no teacher class of its name (no overlap at all included).
+    """
+    def key(name: str) -> str:
+        return " ".join(str(name).lower().replace("_", " ").split())
+
+    by_name = {key(name): index for index, name in dataset_names.items()}
+    mapping = torch.full((max(teacher_names) + 1,), -1, dtype=torch.long)
+    for index, name in teacher_names.items():
+        mapping[index] = by_name.get(key(name), -1)
+    missing = sorted(set(by_name) - {key(name) for name in teacher_names.values()})
+    if missing:
+        overlap = "no class in common" if len(missing) == len(by_name) else f"no teacher class for {missing}"
+        raise ClassMappingError(
+            f"the teacher's detections cannot be targets here: {overlap}. Dataset classes: "
+            f"{sorted(dataset_names.values())}; teacher classes: {sorted(teacher_names.values())}. Response "
+            "distillation (distill_det) needs every dataset class among the teacher's, matched by name; feature "
+            "distillation (distill_weight) works with any teacher."
+        )
+    return mapping
+
+
+@dataclass
+class Detections:
+    """The teacher's detections of a batch, one row per box, in the batch's frame."""
+
+    batch_idx: torch.Tensor  # (M,) image index
+    cls: torch.Tensor  # (M,) dataset class
+    bboxes: torch.Tensor  # (M, 4) normalised cx, cy, w, h
+    scores: torch.Tensor  # (M,) teacher confidence
+
+    @classmethod
+    def empty(cls, device: torch.device) -> Detections:
+        return cls(torch.zeros(0, device=device), torch.zeros(0, device=device), torch.zeros(0, 4, device=device),
+                   torch.zeros(0, device=device))
+
+
+@dataclass
+class TeacherSignals:
+    """What the teacher said about one batch."""
+
+    maps: list[torch.Tensor]  # at the distilled layers
+    saliency: dict[int, torch.Tensor] | None  # stride -> (B, 1, H, W) in [0, 1]
+    detections: Detections | None
+
+
+class TeacherReader:
+    """Reads a frozen teacher on a batch; which signals it computes is fixed at construction.
+
+    It holds no module of the teacher (the teacher is passed to each call), so copies of the
+    distillation model (Ultralytics' EMA, checkpoints) never carry a piece of the teacher.
+
+    Args:
+        teacher: The teacher (eval mode, frozen).
+        feature_layers: Teacher layers whose outputs are distilled.
+        saliency: Compute the teacher-guided mask.
+        detections: Compute detections as targets.
+        conf: Score from which a detection is kept.
+        classes: For each teacher class, its dataset class or -1 (see `class_map`); needed for detections.
+    """
+
+    def __init__(self, teacher: nn.Module, feature_layers: Sequence[int], saliency: bool = False,
+                 detections: bool = False, conf: float = 0.5, classes: torch.Tensor | None = None) -> None:
+        head = teacher.model[-1]
+        if (saliency or detections) and not isinstance(head, (RTDETRDecoder, Detect)):
+            raise TypeError(f"the teacher's head is {type(head).__name__}: the teacher-guided mask and its "
+                            "detections need an RT-DETR (RTDETRDecoder) or YOLO (Detect) teacher")
+        self.rtdetr = isinstance(head, RTDETRDecoder)
+        if detections and classes is None:
+            raise ValueError("detections as targets need the teacher-to-dataset class map")
+        self.feature_layers = list(feature_layers)
+        self.head_layers = head_inputs(teacher)
+        self.want_saliency, self.want_detections = saliency, detections
+        self.conf, self.classes = conf, classes
+        self.full_forward = detections or (saliency and not self.rtdetr)
+        taps = self.feature_layers + (self.head_layers if saliency else [])
+        self.tap = FeatureTap(sorted(set(taps)))
+        self.last_layer = max(taps)
+
+    def saliency_strides(self, teacher: nn.Module, imgsz: int) -> list[int]:
+        """The strides at which saliency exists: those of the head's inputs."""
+        table = {info.index: info.stride for info in layer_table(teacher, imgsz)}
+        return [table[i] for i in self.head_layers]
+
+    @torch.no_grad()
+    def __call__(self, teacher: nn.Module, images: torch.Tensor) -> TeacherSignals:
+        with self.tap.attach(teacher) as tap:
+            output = teacher(images) if self.full_forward else forward_until(teacher, images, self.last_layer)
+            captured = dict(zip(self.tap.indices, tap.take()))
+        maps = [captured[i] for i in self.feature_layers]
+        saliency = self.read_saliency(teacher.model[-1], [captured[i] for i in self.head_layers], output, images) \
+            if self.want_saliency else None
+        detections = self.read_detections(output, images) if self.want_detections else None
+        return TeacherSignals(maps, saliency, detections)
+
+    # saliency ------------------------------------------------------------------------------------
+    def read_saliency(self, head: nn.Module, head_maps: list[torch.Tensor], output,
+                      images: torch.Tensor) -> dict[int, torch.Tensor]:
+        """Stride -> (B, 1, H, W): the teacher's objectness at every position of each head input."""
+        if self.rtdetr:
+            scores = rtdetr_encoder_scores(head, head_maps)  # (B, sum HW, nc) logits
+            flat = scores.float().sigmoid().amax(-1)
+        else:
+            y = output[0] if isinstance(output, (tuple, list)) else output  # (B, 4 + nc, A), scores after sigmoid
+            flat = y[:, 4:].float().amax(1)
+        out, start = {}, 0
+        for feature in head_maps:
+            h, w = feature.shape[2:]
+            out[images.shape[2] // h] = flat[:, start:start + h * w].reshape(-1, 1, h, w)
+            start += h * w
+        return out
+
+    # detections ----------------------------------------------------------------------------------
+    def read_detections(self, output, images: torch.Tensor) -> Detections:
+        """Boxes from ``conf`` up whose class the dataset knows, as normalised cx, cy, w, h."""
+        y = output[0] if isinstance(output, (tuple, list)) else output
+        height, width = images.shape[2:]
+        if self.rtdetr:  # (B, k, 6): cx, cy, w, h (normalised), score, class
+            batch_idx = torch.arange(y.shape[0], device=y.device)[:, None].expand(-1, y.shape[1]).reshape(-1)
+            rows = y.reshape(-1, 6).float()
+            boxes, scores, teacher_cls = rows[:, :4], rows[:, 4], rows[:, 5].long()
+        else:  # (B, 4 + nc, A) -> per image (n, 6): x1, y1, x2, y2 (pixels), score, class
+            kept = non_max_suppression(y.float(), conf_thres=self.conf, iou_thres=YOLO_TEACHER_NMS_IOU)
+            batch_idx = torch.cat([torch.full((len(k),), i, device=y.device) for i, k in enumerate(kept)])
+            rows = torch.cat(kept)
+            scale = rows.new_tensor([width, height, width, height])
+            boxes, scores, teacher_cls = xyxy2xywh(rows[:, :4]) / scale, rows[:, 4], rows[:, 5].long()
+        classes = self.classes.to(y.device)
+        dataset_cls = classes[teacher_cls.clamp(0, len(classes) - 1)]
+        keep = (scores >= self.conf) & (dataset_cls >= 0) & (teacher_cls < len(classes))
+        return Detections(batch_idx[keep].float(), dataset_cls[keep].float(), boxes[keep].clamp(0, 1), scores[keep])
+
+
+def rtdetr_encoder_scores(decoder: RTDETRDecoder, head_maps: list[torch.Tensor]) -> torch.Tensor:
+    """RT-DETR's class logits at every encoder position, as its query selection computes them.
+
+    The same modules and the same order as ``RTDETRDecoder._get_decoder_input`` (``enc_output`` on the
+    projected, flattened decoder inputs masked by the valid anchors, then ``enc_score_head``), before its
+    top-k selection: (B, sum of H*W over levels, nc).
+    """
+    feats, shapes = decoder._get_encoder_input(head_maps)
+    _, valid_mask = decoder._generate_anchors(shapes, feats)
+    return decoder.enc_score_head(decoder.enc_output(valid_mask * feats))

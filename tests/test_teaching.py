@@ -1,0 +1,254 @@
+"""Teaching beyond the labels: unlabeled images, the teacher's detections as targets, the teacher mask, the schedule.
+
+Each piece is checked against a direct computation or an invariant that would break if it were wrong.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from ultralytics.cfg import get_cfg
+from ultralytics.data.build import build_dataloader, build_yolo_dataset
+from ultralytics.data.utils import check_det_dataset
+from ultralytics.nn.tasks import DetectionModel
+
+import distil
+from distil.data import CLASS_NAMES
+from distil.engine import DistillSettings, FeatureDistillationModel, load_teacher
+from distil.engine.response import ResponseLoss, response_targets
+from distil.engine.schedule import distill_factor
+from distil.engine.teacher_signals import ClassMappingError, Detections, TeacherReader, class_map
+from distil.engine.unlabeled import UnlabeledImagesError, append_images, unlabeled_images
+
+NAMES = dict(enumerate(CLASS_NAMES))
+
+
+def real_batch(data_yaml, split: str, batch: int = 4, seed: int = 0) -> dict:
+    """A batch as the Ultralytics training loader makes it (mosaic, flips, HSV, scale), images in [0, 1]."""
+    torch.manual_seed(seed)
+    cfg = get_cfg(overrides={"imgsz": 64, "seed": seed})
+    data = check_det_dataset(str(data_yaml))
+    dataset = build_yolo_dataset(cfg, data[split], batch, data, mode="train")
+    item = next(iter(build_dataloader(dataset, batch, 0, shuffle=False, device="cpu")))
+    item["img"] = item["img"].float() / 255
+    return item
+
+
+def student(nc: int = len(NAMES)) -> DetectionModel:
+    model = DetectionModel("yolov8n.yaml", nc=nc, verbose=False)
+    model.args, model.names = get_cfg(), NAMES
+    return model
+
+
+# --- unlabeled images never act as background ----------------------------------------------------------
+def test_ground_truth_loss_is_the_same_with_and_without_unlabeled_images(tiny_data, rtdetr_teacher):
+    labeled = real_batch(tiny_data, "train")
+    unlabeled = real_batch(tiny_data, "val", seed=1)  # any images; their labels are not passed on
+    settings = DistillSettings(distill_model=str(rtdetr_teacher), distill_det=1.0, distill_mask="teacher")
+    model = FeatureDistillationModel(load_teacher(rtdetr_teacher), student(), settings, imgsz=64).train()
+    model.student_model.eval()  # BatchNorm from running statistics: each image's predictions its own
+    alone_loss, alone = model.loss(labeled)
+    combined = append_images(labeled, unlabeled)
+    mixed_loss, mixed = model.loss(combined)
+    for key in ("box_loss", "cls_loss", "dfl_loss"):
+        assert torch.allclose(alone[key], mixed[key], rtol=1e-5, atol=1e-7), key
+    assert torch.allclose(alone_loss[:3], mixed_loss[:3], rtol=1e-5)
+    assert mixed["det_loss"] != alone["det_loss"]  # the unlabeled images do receive the distillation terms
+
+    # what the invariant guards against: the plain loss over every image treats the unlabeled ones as background
+    preds = model.student_model(combined["img"])
+    _, naive = model.student_model.loss(combined, preds)
+    assert not torch.allclose(naive["cls_loss"], alone["cls_loss"], rtol=1e-3)
+
+
+def test_unlabeled_sources_are_checked_before_training(tmp_path, tiny_data):
+    folder = tiny_data.parent / "images" / "unlabeled"
+    assert len(unlabeled_images(folder)) == 16
+    listing = tmp_path / "list.txt"
+    listing.write_text("\n".join(str(p) for p in sorted(folder.glob("*.jpg"))[:5]))
+    assert len(unlabeled_images(listing)) == 5
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.md").write_text("no images here")
+    with pytest.raises(UnlabeledImagesError, match="does not exist"):
+        unlabeled_images(tmp_path / "missing")
+    with pytest.raises(UnlabeledImagesError, match="holds no image"):
+        unlabeled_images(tmp_path / "empty")
+    listing.write_text(str(tmp_path / "gone.jpg"))
+    with pytest.raises(UnlabeledImagesError, match="lists 1 missing file"):
+        unlabeled_images(listing)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"distill_unlabeled": "nowhere/images"}, "distill_unlabeled='.*nowhere/images' does not exist"),
+    ({"distill_unlabeled": "demo"}, "needs data: demo and demo_unlabeled > 0"),
+    ({"distill_weight": 0.0, "distill_unlabeled": "demo", "demo_unlabeled": 4},
+     "nothing teaches on those images"),
+])
+def test_bad_unlabeled_params_stop_before_data_is_made(tmp_path, rtdetr_teacher, change, message):
+    params = {"name": "bad", "teacher": str(rtdetr_teacher), "student": "yolov8n.yaml", "outputs": str(tmp_path),
+              "demo_train": 4, "demo_val": 2, "demo_imgsz": 64, **change}
+    if change.get("distill_unlabeled") == "demo" and "demo_unlabeled" not in change:
+        params["data"] = str(tmp_path / "data.yaml")
+        (tmp_path / "data.yaml").write_text("train: x\nval: y\nnames: {0: a}\n")
+    with pytest.raises(distil.ParamsError, match=message):
+        distil.train(params)
+    assert not (tmp_path / "runs").exists()
+
+
+# --- the teacher's detections as targets ----------------------------------------------------------------
+def test_class_names_map_by_name_and_unmatched_ones_are_refused():
+    teacher = {0: "Person", 1: "bicycle", 2: "car", 3: "traffic_light"}
+    assert class_map(teacher, {0: "car", 1: "person", 2: "Traffic Light"}).tolist() == [1, -1, 0, 2]
+    with pytest.raises(ClassMappingError, match=r"no teacher class for \['scooter'\].*Dataset classes: .*teacher"):
+        class_map(teacher, {0: "car", 1: "scooter"})
+    with pytest.raises(ClassMappingError, match="no class in common"):
+        class_map(teacher, {0: "disc", 1: "star"})
+
+
+def test_duplicates_of_ground_truth_are_dropped_and_the_rest_kept_with_their_scores():
+    batch = {"batch_idx": torch.tensor([0.0]), "cls": torch.tensor([[2.0]]),
+             "bboxes": torch.tensor([[0.5, 0.5, 0.2, 0.2]])}
+    teacher = Detections(batch_idx=torch.tensor([0.0, 0.0, 1.0]), cls=torch.tensor([2.0, 4.0, 1.0]),
+                         bboxes=torch.tensor([[0.51, 0.5, 0.2, 0.2], [0.2, 0.2, 0.1, 0.1], [0.5, 0.5, 0.2, 0.2]]),
+                         scores=torch.tensor([0.9, 0.7, 0.8]))
+    targets = response_targets(teacher, batch, n_labeled=1)
+    rows = sorted(zip(targets.batch_idx.tolist(), targets.cls.tolist(), targets.scores.tolist()))
+    # image 0: its ground truth (score 1) and the teacher's new box; the duplicate is gone; image 1 (unlabeled): teacher
+    assert rows == [(0.0, 2.0, 1.0), (0.0, 4.0, pytest.approx(0.7)), (1.0, 1.0, pytest.approx(0.8))]
+    assert targets.batch_idx.tolist() == sorted(targets.batch_idx.tolist())  # grouped by image, as Ultralytics needs
+
+
+def rtdetr_output(batch: dict, score: float, n_images: int, extra_low: bool = True) -> torch.Tensor:
+    """What a perfect RT-DETR returns for this batch: one query per ground-truth box, in its own format."""
+    rows = [[] for _ in range(n_images)]
+    for i, c, box in zip(batch["batch_idx"].long().tolist(), batch["cls"].view(-1).tolist(), batch["bboxes"]):
+        rows[i].append([*box.tolist(), score, c])
+        if extra_low:
+            rows[i].append([*box.tolist(), 0.2, (c + 1) % len(NAMES)])  # a weak second guess
+    width = max(len(r) for r in rows)
+    return torch.tensor([r + [[0.0, 0.0, 0.0, 0.0, 0.0, 0.0]] * (width - len(r)) for r in rows])
+
+
+def test_teacher_boxes_land_where_the_ground_truth_is_in_the_augmented_batch(tiny_data, rtdetr_teacher):
+    batch = real_batch(tiny_data, "train")  # mosaic, flips and scale applied
+    reader = TeacherReader(load_teacher(rtdetr_teacher), [21], detections=True, conf=0.5,
+                           classes=class_map(NAMES, NAMES))
+    detections = reader.read_detections((rtdetr_output(batch, 0.9, len(batch["img"])), None), batch["img"])
+    assert len(detections.scores) == len(batch["cls"])  # the weak guesses fell under the threshold
+    assert torch.allclose(detections.bboxes, batch["bboxes"].clamp(0, 1), atol=1e-6)
+    as_unlabeled = {"batch_idx": torch.zeros(0), "cls": torch.zeros(0, 1), "bboxes": torch.zeros(0, 4)}
+    targets = response_targets(detections, as_unlabeled, n_labeled=0)
+    assert torch.equal(targets.cls, batch["cls"].view(-1))
+    labeled = response_targets(detections, batch, n_labeled=len(batch["img"]))
+    assert len(labeled.scores) == len(batch["cls"]) and bool((labeled.scores == 1).all())  # all duplicates
+
+
+def test_a_yolo_teachers_boxes_go_through_nms_and_into_the_batch_frame(yolo_teacher):
+    teacher = load_teacher(yolo_teacher)
+    teacher.names = dict(enumerate(CLASS_NAMES))
+    images = torch.zeros(2, 3, 64, 96)
+    anchors = 64 * 96 // 64 + 64 * 96 // 256 + 64 * 96 // 1024
+    y = torch.zeros(2, 4 + len(NAMES), anchors)
+    y[1, :4, 5] = torch.tensor([48.0, 16.0, 20.0, 10.0])  # cx, cy, w, h in pixels
+    y[1, 4 + 3, 5] = 0.8
+    y[1, :4, 7] = torch.tensor([48.5, 16.0, 20.0, 10.0])  # a near-copy NMS removes
+    y[1, 4 + 3, 7] = 0.6
+    y[0, 4 + 1, 9] = 0.3  # under the threshold
+    reader = TeacherReader(teacher, [15], detections=True, conf=0.5, classes=class_map(teacher.names, NAMES))
+    detections = reader.read_detections((y, None), images)
+    assert detections.batch_idx.tolist() == [1.0] and detections.cls.tolist() == [3.0]
+    assert torch.allclose(detections.bboxes, torch.tensor([[0.5, 0.25, 20 / 96, 10 / 64]]))
+
+
+def test_response_loss_scales_class_targets_by_the_teachers_score(tiny_data):
+    model = student()
+    batch = real_batch(tiny_data, "train")
+    model.train()
+    preds = model(batch["img"])
+    model.loss(batch, preds)  # builds the criterion
+    full = Detections(batch["batch_idx"].view(-1), batch["cls"].view(-1), batch["bboxes"],
+                      torch.ones(len(batch["cls"])))
+    sure = ResponseLoss(model.criterion)(preds, full)
+    ground_truth = model.criterion.get_assigned_targets_and_loss(preds, batch)[1]
+    assert torch.allclose(sure, ground_truth, rtol=1e-5)  # score 1: exactly Ultralytics' own loss
+    unsure = ResponseLoss(model.criterion)(preds, Detections(full.batch_idx, full.cls, full.bboxes, full.scores * 0.3))
+    assert unsure[0] < sure[0]  # box terms weighted by the smaller targets
+    assert not torch.allclose(unsure[1], sure[1])
+
+
+# --- the teacher mask ----------------------------------------------------------------------------------
+def test_rtdetr_saliency_is_what_its_own_query_selection_computes(tiny_data, rtdetr_teacher):
+    teacher = load_teacher(rtdetr_teacher)
+    images = real_batch(tiny_data, "val")["img"]
+    captured = {}
+    handle = teacher.model[-1].enc_score_head.register_forward_hook(lambda m, i, o: captured.update(scores=o))
+    with torch.no_grad():
+        teacher(images)  # the full RT-DETR forward, decoder and query selection included
+    handle.remove()
+    direct = captured["scores"].sigmoid().amax(-1)  # (B, sum HW)
+    saliency = TeacherReader(teacher, [21, 24, 27], saliency=True)(teacher, images).saliency
+    assert sorted(saliency) == [8, 16, 32]
+    ours = torch.cat([saliency[s].flatten(1) for s in (8, 16, 32)], 1)
+    assert torch.allclose(ours, direct, atol=1e-6)
+    assert saliency[8].shape == (len(images), 1, 8, 8) and saliency[32].shape == (len(images), 1, 2, 2)
+
+
+def test_yolo_saliency_is_its_heads_best_class_score(tiny_data, yolo_teacher):
+    teacher = load_teacher(yolo_teacher)
+    images = real_batch(tiny_data, "val")["img"]
+    with torch.no_grad():
+        y = teacher(images)[0]
+    saliency = TeacherReader(teacher, [15, 18, 21], saliency=True)(teacher, images).saliency
+    ours = torch.cat([saliency[s].flatten(1) for s in (8, 16, 32)], 1)
+    assert torch.allclose(ours, y[:, 4:].amax(1), atol=1e-6)
+
+
+def test_teacher_mask_weights_follow_the_saliency_and_keep_the_loss_scale():
+    from distil.engine.losses import build_loss
+    from distil.engine.masks import saliency_weights
+
+    saliency = torch.zeros(2, 1, 4, 4)
+    saliency[:, :, 1, 2] = 1.0
+    weights = saliency_weights(saliency, (4, 4), background=0.1)
+    assert weights[0, 0, 1, 2] == 1.0 and torch.allclose(weights[0, 0, 0, 0], torch.tensor(0.1))
+    student, teacher = torch.randn(2, 5, 4, 4), torch.randn(2, 5, 4, 4)
+    uniform = build_loss("mse")(student, teacher)
+    masked = build_loss("mse")(student, teacher, saliency_weights(torch.full((2, 1, 4, 4), 0.5), (4, 4)))
+    assert torch.allclose(uniform, masked)  # a uniform mask is no mask: the weighted mean keeps the scale
+
+
+# --- the schedule ----------------------------------------------------------------------------------------
+def test_schedule_ramps_up_over_the_warmup_and_stops_for_the_last_epochs():
+    assert [distill_factor(p, 10, warmup=2, stop=3) for p in (0, 0.5, 1, 2, 6.99, 7, 9.5)] == [
+        0.0, 0.25, 0.5, 1.0, 1.0, 0.0, 0.0]
+    assert distill_factor(0, 10) == 1.0 and distill_factor(9.9, 10) == 1.0
+
+
+def test_no_teacher_runs_and_no_unlabeled_image_is_drawn_while_the_schedule_is_off(tiny_data, rtdetr_teacher,
+                                                                                 tmp_path):
+    """Also: the unlabeled images go through the same enhancement as the labeled ones."""
+    from ultralytics import YOLO
+
+    from distil.enhancement.dataset import EnhancedImageLoader
+
+    from .conftest import distill_overrides
+
+    seen = []
+
+    def count_images(trainer):
+        seen.append((trainer.epoch, trainer.distill_model.factor(), trainer.distill_model.steps,
+                     isinstance(trainer.unlabeled.dataset.load_image, EnhancedImageLoader)))
+
+    model = YOLO("yolov8n.yaml")
+    model.add_callback("on_train_batch_end", count_images)
+    model.train(trainer=distil.DistillationTrainer, epochs=2, distill_stop=1, distill_det=1.0, enhance="default",
+                distill_unlabeled=str(tiny_data.parent / "images" / "unlabeled"),
+                **distill_overrides(tiny_data, rtdetr_teacher, tmp_path, "stop"))
+    assert [factor for epoch, factor, _, _ in seen if epoch == 1] == [0.0, 0.0]
+    assert all(enhanced for *_, enhanced in seen)
+    import pandas as pd
+
+    results = pd.read_csv(tmp_path / "stop" / "results.csv")
+    results.columns = results.columns.str.strip()
+    assert results["train/det_loss"].tolist()[1] == 0 and results["train/dis_loss"].tolist()[1] == 0
+    assert results["train/det_loss"].tolist()[0] > 0
