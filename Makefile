@@ -7,8 +7,10 @@ PARAMS ?= params/demo.yaml
 NAME ?= demo
 PORT ?= 8866
 MODELS ?=
+# The baseline: the same student and schedule with no teacher (and so no unlabeled images).
+BASELINE := -p teacher none
 NB_OUT := outputs/notebooks/$(NAME)
-PAPERMILL := $(VENV)/bin/papermill --cwd notebooks
+RUN_NOTEBOOK := $(PY) -m distil.run_notebook
 export PYTHONUNBUFFERED := 1
 
 .PHONY: setup test lint bench demo lab dashboard study notebooks
@@ -31,12 +33,12 @@ lint: setup
 # teacher features, baseline and distilled student, evaluation; ends with the comparison table.
 demo: setup
 	mkdir -p $(NB_OUT)
-	$(PAPERMILL) notebooks/00_teacher.ipynb $(NB_OUT)/00_teacher.ipynb -f $(PARAMS)
-	$(PAPERMILL) notebooks/01_preprocessing.ipynb $(NB_OUT)/01_preprocessing.ipynb -f $(PARAMS)
-	$(PAPERMILL) notebooks/02_teacher_features.ipynb $(NB_OUT)/02_teacher_features.ipynb -f $(PARAMS)
-	$(PAPERMILL) notebooks/03_distill.ipynb $(NB_OUT)/03_distill_baseline.ipynb -f $(PARAMS) -p distill_weight 0
-	$(PAPERMILL) notebooks/03_distill.ipynb $(NB_OUT)/03_distill.ipynb -f $(PARAMS)
-	$(PAPERMILL) notebooks/04_evaluate.ipynb $(NB_OUT)/04_evaluate.ipynb -f $(PARAMS)
+	$(RUN_NOTEBOOK) 00_teacher $(NB_OUT)/00_teacher.ipynb -f $(PARAMS)
+	$(RUN_NOTEBOOK) 01_preprocessing $(NB_OUT)/01_preprocessing.ipynb -f $(PARAMS)
+	$(RUN_NOTEBOOK) 02_teacher_features $(NB_OUT)/02_teacher_features.ipynb -f $(PARAMS)
+	$(RUN_NOTEBOOK) 03_distill $(NB_OUT)/03_distill_baseline.ipynb -f $(PARAMS) $(BASELINE)
+	$(RUN_NOTEBOOK) 03_distill $(NB_OUT)/03_distill.ipynb -f $(PARAMS)
+	$(RUN_NOTEBOOK) 04_evaluate $(NB_OUT)/04_evaluate.ipynb -f $(PARAMS)
 	$(PY) -m distil.report $(PARAMS)
 
 lab: setup
@@ -45,8 +47,8 @@ lab: setup
 # Voila on 127.0.0.1; MODELS="label=path.pt,..." picks the models compared.
 dashboard: setup
 	@echo "Dashboard at http://127.0.0.1:$(PORT)/ (Ctrl-C stops it)"
-	DISTIL_MODELS="$(MODELS)" $(VENV)/bin/voila notebooks/05_dashboard.ipynb --port=$(PORT) --no-browser \
-		--Voila.ip=127.0.0.1
+	DISTIL_MODELS="$(MODELS)" JUPYTER_PATH=$(CURDIR)/share/jupyter $(VENV)/bin/voila notebooks/05_dashboard.ipynb \
+		--port=$(PORT) --no-browser --Voila.ip=127.0.0.1 --template=distil
 
 bench: setup
 	$(PY) benchmarks/step_overhead.py

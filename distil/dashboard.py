@@ -24,6 +24,7 @@ import ipywidgets as widgets
 import numpy as np
 import pandas as pd
 from PIL import Image
+from ultralytics.utils.plotting import Annotator, colors
 
 from distil.engine.teacher import detector
 from distil.enhancement.controls import EnhancementControls, png_bytes
@@ -32,6 +33,7 @@ from distil.eval.diagram import distillation_diagram
 from distil.params import DashboardParams
 
 MAX_PIXELS = 40_000_000  # larger uploads are refused (decoding them could exhaust memory)
+DISPLAY_SIDE = 480  # pixels of the longest side of images in the page (png_bytes shrinks larger ones to it)
 
 
 class UploadError(ValueError):
@@ -143,7 +145,22 @@ class LoadedModel:
             **{k: [round(float(v), 1) for v in col] for k, col in zip(("x1", "y1", "x2", "y2"), boxes.xyxy.T.tolist())},
         })
         ms = float(result.speed.get("inference", wall)) if result.speed else wall
-        return ModelResult(self.label, table, ms), result.plot(line_width=2)
+        return ModelResult(self.label, table, ms), draw_detections(image, result)
+
+
+def draw_detections(image: np.ndarray, result, side: int = DISPLAY_SIDE) -> np.ndarray:
+    """The image at the size it is shown (longest side ``side``), with the detections drawn at that size.
+
+    Drawing on the image's own pixels and then enlarging it would enlarge the labels too: on a 160-px
+    image they would cover the objects.
+    """
+    scale = side / max(image.shape[:2])
+    shown = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    annotator = Annotator(shown, line_width=2, font_size=max(10, side // 40))
+    for box, cls, conf in zip(result.boxes.xyxy.tolist(), result.boxes.cls.tolist(), result.boxes.conf.tolist()):
+        label = f"{result.names[int(cls)]} {conf:.2f}"
+        annotator.box_label([v * scale for v in box], label, color=colors(int(cls), True))
+    return annotator.result()
 
 
 class Dashboard:

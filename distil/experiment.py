@@ -8,7 +8,6 @@ returns the Ultralytics run directory, to which it adds a ``manifest.json``.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -20,13 +19,13 @@ from ultralytics.utils import LOGGER
 
 from distil.data import DemoSettings, make_demo_dataset
 from distil.engine import DistillationTrainer
-from distil.engine.losses import LOSSES, loss_arguments
-from distil.engine.model import check_student
-from distil.engine.settings import SETTINGS, canonicalize
+from distil.engine.settings import SETTINGS
 from distil.enhancement.dataset import EnhancedDetectionTrainer
+from distil.eval.comparison import validate_one
 from distil.manifest import write_manifest
-from distil.params import DistillParams, Params, ParamsError
+from distil.params import DistillParams, Params
 from distil.paths import resolve_model_file, resolve_path
+from distil.runs import prepare_run_dir
 
 
 def use_all_cpu_cores(trainer) -> None:
@@ -99,58 +98,29 @@ def train(params: DistillParams | dict | str | Path, **overrides: Any) -> Path:
     params = DistillParams.load(params, **overrides)  # every setting checked, before anything is built
     started = time.time()
     run_dir = params.runs_dir / params.run_name
-    last = run_dir / "weights" / "last.pt"
     trainer = DistillationTrainer if params.distilling else EnhancedDetectionTrainer
-    if finished_run(run_dir, params):
-        LOGGER.info(f"distil: {run_dir} already holds this run with the same params; reusing it (rebuild: true "
-                    "trains it again)")
+    data_yaml = prepare_data(params)
+    arguments = ultralytics_overrides(params, data_yaml)
+    action = prepare_run_dir(run_dir, params, arguments)
+    if action == "reuse":
+        LOGGER.info(f"distil: {run_dir} already holds this run, finished; reusing it (rebuild: true trains it again)")
+        if not (run_dir / "manifest.json").exists():  # finished through Ultralytics' own resume: record it now
+            _, metrics = validate_one(run_dir / "weights" / "best.pt", data_yaml, params.imgsz, params.batch,
+                                      params.ultralytics_device, params.enhance)
+            final = {k: round(float(v), 5) for k, v in (metrics.results_dict if metrics else {}).items()}
+            write_manifest(run_dir / "manifest.json", params.as_dict(), started, trainer=trainer.__name__,
+                           final_metrics=final, note="finished outside distil.train; metrics of best.pt validated now")
         return run_dir
-    if params.resume:
-        if not last.exists():
-            raise ParamsError(f"resume=True but {last} does not exist: nothing to resume")
-        model = YOLO(str(last))
+    if action == "resume":
+        model = YOLO(str(run_dir / "weights" / "last.pt"))
         model.add_callback("on_train_start", use_all_cpu_cores)
         model.train(trainer=trainer, resume=True)
     else:
         model = YOLO(str(resolve_model_file(params.student, "student")))
-        check_student(model.model)
-        data_yaml = prepare_data(params)
         model.add_callback("on_train_start", use_all_cpu_cores)
-        model.train(trainer=trainer, **ultralytics_overrides(params, data_yaml))
+        model.train(trainer=trainer, **arguments)
     run_dir = Path(model.trainer.save_dir)
     final = {k: round(float(v), 5) for k, v in (model.trainer.metrics or {}).items()}
     write_manifest(run_dir / "manifest.json", params.as_dict(), started, device=model.trainer.device,
                    trainer=trainer.__name__, final_metrics=final)
     return run_dir
-
-
-def finished_run(run_dir: Path, params: DistillParams) -> bool:
-    """Whether ``run_dir`` holds a finished run of exactly these params (so it can be reused).
-
-    Raises:
-        ParamsError: The folder holds another run (or an unfinished one) that training would overwrite.
-    """
-    if params.rebuild or params.resume or not run_dir.exists() or not any(run_dir.iterdir()):
-        return False
-    manifest = run_dir / "manifest.json"
-    if not manifest.exists() or not (run_dir / "weights" / "best.pt").exists():
-        raise ParamsError(f"{run_dir} holds an unfinished run: set resume: true to continue it, rebuild: true to "
-                          "start it again, or run: <new name>")
-    recorded = json.loads(manifest.read_text()).get("params", {})
-    volatile = {"rebuild", "resume", "plots", "workers", "device", "samples"}
-    recorded, current = comparable(recorded), comparable(params.as_dict())
-    differing = sorted(k for k, v in current.items() if k not in volatile and recorded.get(k) != v)
-    if differing:
-        raise ParamsError(f"{run_dir} holds a run made with other params ({', '.join(differing)}): set "
-                          "run: <new name> to keep both, or rebuild: true to replace it")
-    return True
-
-
-def comparable(values: dict[str, Any]) -> dict[str, Any]:
-    """Params under their current keys with every default filled in, the loss's own argument defaults too,
-    so a run recorded before a key was renamed or added compares equal to the same run asked for today."""
-    canonical, _ = canonicalize(values)
-    full = {**DistillParams().as_dict(), **canonical}
-    if full["distill_loss"] in LOSSES:
-        full["distill_loss_args"] = {**loss_arguments(full["distill_loss"]), **full["distill_loss_args"]}
-    return full

@@ -24,8 +24,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import yaml
+from ultralytics.nn.tasks import load_checkpoint
 
+from distil.engine.model import check_student
 from distil.engine.settings import ALIASES, SETTINGS, TAU_ALIASES, DistillSettings, SettingError, canonicalize
+from distil.engine.teacher import build_from_yaml
 from distil.engine.unlabeled import UnlabeledImagesError, unlabeled_images
 from distil.paths import resolve_model_file, resolve_path
 
@@ -253,7 +256,8 @@ def unknown_keys_message(unknown: list[str], params_class: type[Params]) -> str:
 class ModelParams(Params):
     """Parameters naming the teacher and the student (the notebooks that load models)."""
 
-    teacher: str = param("auto", "teacher .pt; 'auto' is the one 00_teacher keeps in outputs/teacher/<name>/teacher.pt")
+    teacher: str = param("auto", "teacher .pt; 'auto' is the one 00_teacher keeps in "
+                                 "outputs/teacher/<name>/teacher.pt; 'none' trains the baseline")
     student: str = param("yolov8s.yaml", "student .pt or YOLO model YAML")
     distill_weight: float = setting("distill_weight")
     distill_loss: str = setting("distill_loss")
@@ -282,8 +286,9 @@ class ModelParams(Params):
 
     @property
     def distilling(self) -> bool:
-        """Whether a teacher teaches at all (a feature or a detection weight); if not, this is the baseline."""
-        return self.distill_weight > 0 or self.distill_det > 0
+        """Whether a teacher teaches at all; if not (``teacher: none``, or both weights 0), this is the baseline:
+        the same student and schedule on the labeled images alone."""
+        return self.teacher != "none" and (self.distill_weight > 0 or self.distill_det > 0)
 
     def run_dir(self, run: str, baseline: bool = False) -> Path:
         """A run folder under outputs/runs. ``'auto'``: ``<name>-baseline``, or ``<name>-`` followed by what
@@ -316,6 +321,15 @@ class ModelParams(Params):
             raise ParamsError(f"parameter {self.key('distill_unlabeled')}='demo' means the demo dataset's unlabeled "
                               "split: it needs data: demo and demo_unlabeled > 0 (how many images to generate)")
 
+    def require_student(self) -> None:
+        """Check that the student can be found and is a YOLO detector (a Detect head), before anything is built."""
+        self.require_model("student", "student")
+        path = resolve_model_file(self.student, "student")
+        try:
+            check_student(load_checkpoint(path)[0] if path.suffix == ".pt" else build_from_yaml(path))
+        except TypeError as error:
+            raise ParamsError(f"parameter student={self.student!r}: {error}") from None
+
     def require_teacher(self) -> None:
         """Check that the teacher can be found, with a hint to run 00_teacher when it is ours to make."""
         try:
@@ -331,12 +345,15 @@ class TeacherParams(ModelParams):
     """Parameters of ``00_teacher``: make sure ``teacher`` exists, training it when asked."""
 
     teacher_weights: str = param("", "start from this checkpoint (e.g. rtdetr-x.pt); '' trains teacher_model")
-    teacher_model: str = param("rtdetr-demo.yaml", "architecture trained from scratch when no weights are given")
+    teacher_model: str = param("", "architecture trained from scratch when no weights are given, e.g. "
+                                   "rtdetr-demo.yaml (RT-DETR: encoder first, then decoder) or a YOLO model YAML")
     teacher_train: int = param(800, "demo data: training images the teacher sees (the student sees demo_train)")
     teacher_encoder_epochs: int = param(20, "dense-head pre-training of backbone + encoder (0 skips it)")
     teacher_epochs: int = param(15, "RT-DETR epochs (with teacher_weights: 0 uses them as they are)")
     teacher_freeze_encoder: bool = param(True, "train only the decoder on top of the pre-trained encoder")
     teacher_lr0: float = param(0.001, "AdamW learning rate of the RT-DETR stage")
+    teacher_cache: str = param("", "a teacher 00_teacher made elsewhere with these same params (with its .json "
+                                   "record beside it), copied in instead of training; '' trains here")
 
     def validate(self) -> None:
         super().validate()
@@ -346,9 +363,19 @@ class TeacherParams(ModelParams):
         if self.teacher_path.suffix != ".pt":
             raise ParamsError(f"parameter teacher={self.teacher!r} must be 'auto' or the .pt path where the teacher "
                               "is kept")
+        if self.teacher_path.exists() and not self.rebuild:
+            return  # used as it is (or as cached); nothing else is needed
+        if self.teacher_cache and not self.rebuild:
+            return  # checked when it is copied in
         if self.teacher_weights:
             self.require_model("teacher_weights", "teacher start weights")
-        elif self.teacher_epochs < 1 and not self.teacher_path.exists():
+        elif not self.teacher_model:
+            raise ParamsError(
+                f"no teacher at {self.teacher_path}, and no way given to make one: set teacher: <checkpoint.pt> to use "
+                "a trained detector as it is, teacher_weights: <checkpoint.pt> (with teacher_epochs) to fine-tune one "
+                "on your data, or teacher_model: <model.yaml> (e.g. rtdetr-demo.yaml) to train one from scratch; "
+                "params/custom.yaml shows all three")
+        elif self.teacher_epochs < 1:
             raise ParamsError(f"teacher_epochs=0 trains nothing, so teacher must be an existing checkpoint; "
                               f"{self.teacher_path} was not found")
         else:
@@ -374,7 +401,7 @@ class FeatureParams(ModelParams):
     def validate(self) -> None:
         super().validate()
         self.require_teacher()
-        self.require_model("student", "student")
+        self.require_student()
 
 
 @dataclass
@@ -408,8 +435,8 @@ class EvalParams(ModelParams):
 class DashboardParams(ModelParams):
     """Parameters of ``05_dashboard`` (served by Voila)."""
 
-    models: str = param("", "'label=path.pt,...' to compare; DISTIL_MODELS wins; '' = <name>-baseline and "
-                            "<name>-<distill_loss>")
+    models: str = param("", "the models compared: label=path.pt pairs, comma-separated (DISTIL_MODELS wins); "
+                            "empty means the baseline and distilled runs of this name")
 
 
 @dataclass
@@ -420,7 +447,7 @@ class DistillParams(ModelParams):
     optimizer: str = param("auto", "Ultralytics optimizer ('auto', 'SGD', 'AdamW', ...)")
     lr0: float = param(0.01, "initial learning rate")
     patience: int = param(100, "epochs without improvement before stopping early")
-    amp: bool = param(True, "mixed precision on a GPU (the teacher's forward runs under it too)")
+    amp: bool = param(True, "mixed precision on a GPU (the teacher runs under it too)")
     mosaic: float = param(1.0, "probability of mosaic augmentation")
     close_mosaic: int = param(10, "last epochs trained without mosaic")
     fraction: float = param(1.0, "share of the training images used")
@@ -435,7 +462,7 @@ class DistillParams(ModelParams):
             raise ParamsError(f"parameter epochs={self.epochs} must be >= 1")
         if not 0 < self.fraction <= 1:
             raise ParamsError(f"parameter fraction={self.fraction} must be within (0, 1]")
-        self.require_model("student", "student")
+        self.require_student()
         if self.distilling:
             self.require_teacher()
             self.distill_settings()
@@ -444,9 +471,6 @@ class DistillParams(ModelParams):
                     unlabeled_images(self.unlabeled_source)
                 except UnlabeledImagesError as error:
                     raise ParamsError(f"parameter {error}") from None
-        elif self.distill_unlabeled:
-            raise ParamsError(f"parameter {self.key('distill_unlabeled')}={self.distill_unlabeled!r} is given but "
-                              "nothing teaches on those images: give distill_weight or distill_det > 0")
 
     def distill_settings(self) -> DistillSettings:
         """The distillation these params ask for, checked by the engine (the check the trainer makes too).

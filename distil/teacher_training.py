@@ -12,7 +12,11 @@ two stages:
    from are exactly the ones stage 1 made.
 
 The result is cached: a teacher checkpoint that exists is reused unless ``rebuild`` is set, and
-only a checkpoint this module made (it leaves ``teacher.json`` beside it) is ever replaced.
+only a checkpoint this module made (it leaves ``teacher.json`` beside it) is ever replaced. A cached
+teacher made with other params is refused, naming them, as a student run is. Training can take
+hours on a CPU, so each stage resumes from its ``last.pt`` when interrupted and a finished stage is
+reused. ``teacher_cache`` names a teacher made elsewhere with the same params (the demo ships one in
+``assets/``): it is copied in instead of training.
 """
 
 from __future__ import annotations
@@ -24,14 +28,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import yaml
-from ultralytics import RTDETR, YOLO
+from ultralytics import YOLO
 from ultralytics.nn.tasks import yaml_model_load
+from ultralytics.utils import LOGGER
+from ultralytics.utils.patches import torch_load
 
-from distil.engine.teacher import detector
+from distil.engine.teacher import detector, is_rtdetr_yaml
+from distil.eval.figures import read_results
 from distil.experiment import prepare_data, use_all_cpu_cores
 from distil.manifest import write_manifest
-from distil.params import TeacherParams
-from distil.paths import resolve_model_file
+from distil.params import ParamsError, TeacherParams
+from distil.paths import resolve_model_file, resolve_path
 
 
 @dataclass
@@ -51,11 +58,12 @@ class TeacherReport:
     """What ``00_teacher`` did and how good the teacher is on the validation set."""
 
     checkpoint: str
-    source: str  # 'reused', 'given', 'fine-tuned' or 'trained'
+    source: str  # 'reused', 'given', 'shipped', 'fine-tuned' or 'trained'
     map50: float
     map50_95: float
     data: str
     stages: list[Stage] = field(default_factory=list)
+    params: dict = field(default_factory=dict)  # what made it (see `teacher_defining`)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -69,7 +77,8 @@ def dense_variant(model_yaml: str | Path, out: Path) -> Path:
     cfg = yaml_model_load(resolve_model_file(model_yaml, "teacher architecture"))
     sources, _, module, _ = cfg["head"][-1]
     if module != "RTDETRDecoder":
-        raise ValueError(f"{model_yaml}: its head is {module}, not RTDETRDecoder; train it directly instead")
+        raise ValueError(f"{model_yaml}: its head is {module}, not RTDETRDecoder; a YOLO teacher is trained in one "
+                         "stage (prepare_teacher does so when teacher_model is a YOLO YAML)")
     dense = {k: v for k, v in cfg.items() if k not in {"yaml_file", "scale", "channels"}}
     dense["head"] = [*cfg["head"][:-1], [sources, 1, "Detect", ["nc"]]]
     if cfg.get("scale") and cfg.get("scales"):
@@ -95,18 +104,36 @@ def validation_map(checkpoint: str | Path, data: Path, params: TeacherParams, na
     return float(metrics.box.map50), float(metrics.box.map)
 
 
-def train_stage(model: YOLO | RTDETR, name: str, data: Path, params: TeacherParams, epochs: int,
+def train_stage(make_model, name: str, data: Path, params: TeacherParams, epochs: int,
                 **extra) -> tuple[Path, Stage]:
-    """Train one stage with Ultralytics; return its best checkpoint and a summary."""
+    """Train one stage with Ultralytics (or resume it, or reuse it when finished); its best checkpoint and summary.
+
+    Args:
+        make_model: Returns the model to train when the stage starts from nothing.
+    """
     started = time.time()
-    model.add_callback("on_train_start", use_all_cpu_cores)
-    model.train(data=str(data), epochs=epochs, imgsz=params.imgsz, batch=params.batch,
-                device=params.ultralytics_device, workers=params.workers, seed=params.seed, deterministic=False,
-                project=str(params.teacher_dir), name=name, exist_ok=True, plots=False, **extra)
-    run_dir = Path(model.trainer.save_dir)
-    results = model.trainer.metrics or {}
-    stage = Stage(name, epochs, str(run_dir), round(time.time() - started, 1),
-                  float(results.get("metrics/mAP50(B)", 0.0)), float(results.get("metrics/mAP50-95(B)", 0.0)))
+    run_dir = params.teacher_dir / name
+    last = run_dir / "weights" / "last.pt"
+    state = torch_load(last, map_location="cpu", weights_only=False) if last.exists() else None
+    if state is not None and state.get("optimizer") is None:  # Ultralytics strips the optimizer when a run ends
+        LOGGER.info(f"distil: teacher stage {name} already finished in {run_dir}; reusing it")
+    else:
+        if state is not None:
+            LOGGER.info(f"distil: resuming teacher stage {name} from {last} (epoch {state.get('epoch', 0) + 1})")
+            model = detector(last)
+            model.add_callback("on_train_start", use_all_cpu_cores)
+            model.train(resume=True)
+        else:
+            model = make_model()
+            model.add_callback("on_train_start", use_all_cpu_cores)
+            model.train(data=str(data), epochs=epochs, imgsz=params.imgsz, batch=params.batch,
+                        device=params.ultralytics_device, workers=params.workers, seed=params.seed,
+                        deterministic=False, project=str(params.teacher_dir), name=name, exist_ok=True, plots=False,
+                        **extra)
+    results = read_results(run_dir)
+    final = results.iloc[-1] if len(results) else {}
+    stage = Stage(name, epochs, str(run_dir), round(float(final.get("time", time.time() - started)), 1),
+                  float(final.get("metrics/mAP50(B)", 0.0)), float(final.get("metrics/mAP50-95(B)", 0.0)))
     return run_dir / "weights" / "best.pt", stage
 
 
@@ -116,54 +143,128 @@ def encoder_layers(model_yaml: str | Path) -> int:
     return len(cfg["backbone"]) + len(cfg["head"]) - 1
 
 
+TEACHER_KEYS = ("data", "imgsz", "batch", "seed", "demo_val", "demo_test", "demo_seed", "demo_imgsz", "enhance",
+                "teacher_weights", "teacher_model", "teacher_train", "teacher_encoder_epochs", "teacher_epochs",
+                "teacher_freeze_encoder", "teacher_lr0")
+
+
+def teacher_defining(params: TeacherParams) -> dict:
+    """The params a trained teacher depends on (a teacher made with others is another teacher)."""
+    return {key: getattr(params, key) for key in TEACHER_KEYS}
+
+
+def check_same_teacher(recorded: dict, params: TeacherParams, where: Path) -> None:
+    """Refuse a cached teacher made with other params, naming them.
+
+    Raises:
+        ParamsError: ``where`` holds a teacher trained with other params.
+    """
+    differing = sorted(k for k, v in teacher_defining(params).items() if k in recorded and recorded[k] != v)
+    if differing:
+        changes = ", ".join(f"{k}: {recorded[k]!r} -> {getattr(params, k)!r}" for k in differing)
+        raise ParamsError(f"{where} holds a teacher trained with other params ({changes}): set rebuild: true to train "
+                          "it again with these, or name: <new name> to keep both")
+
+
 def prepare_teacher(params: TeacherParams) -> TeacherReport:
     """Make sure ``params.teacher_path`` holds a usable teacher; report its validation mAP.
 
     Raises:
         FileExistsError: ``rebuild`` would replace a checkpoint this project did not make.
+        ParamsError: The cached teacher was made with other params.
     """
     started = time.time()
     checkpoint = params.teacher_path
     record = params.teacher_dir / "teacher.json"
-    made_here = record.exists() and json.loads(record.read_text()).get("checkpoint") == str(checkpoint)
+    recorded = json.loads(record.read_text()) if record.exists() else {}
+    made_here = recorded.get("checkpoint") == str(checkpoint)
     data = teacher_data(params)
     if checkpoint.exists() and not params.rebuild:
+        if made_here:
+            check_same_teacher(recorded.get("params", {}), params, params.teacher_dir)
         map50, map50_95 = validation_map(checkpoint, data, params, "val")
-        return TeacherReport(str(checkpoint), "reused" if made_here else "given", map50, map50_95, str(data))
+        return TeacherReport(str(checkpoint), "reused" if made_here else "given", map50, map50_95, str(data),
+                             params=teacher_defining(params))
     if checkpoint.exists() and not made_here:
         raise FileExistsError(f"rebuild=True would replace {checkpoint}, which this project did not make; "
                               "set teacher to a new path under outputs/ instead")
+    if params.teacher_cache and not params.rebuild:
+        return copy_shipped_teacher(params, data, started)
+    started_before = params.teacher_dir / "params.json"
+    if params.rebuild:  # stages of an earlier teacher must not be resumed or reused
+        for stage in ("encoder", "decoder", "finetune", "direct"):
+            shutil.rmtree(params.teacher_dir / stage, ignore_errors=True)
+    elif started_before.exists():  # an interrupted training: resume it only if it is this teacher
+        check_same_teacher(json.loads(started_before.read_text()), params, params.teacher_dir)
+    params.teacher_dir.mkdir(parents=True, exist_ok=True)
+    (params.teacher_dir / "params.json").write_text(json.dumps(teacher_defining(params), indent=2))
 
     stages: list[Stage] = []
     if params.teacher_weights:  # fine-tune a given teacher on this dataset
-        best, stage = train_stage(detector(resolve_model_file(params.teacher_weights, "teacher_weights")),
-                                  "finetune", data, params, params.teacher_epochs, lr0=params.teacher_lr0,
-                                  optimizer="AdamW")
+        weights = resolve_model_file(params.teacher_weights, "teacher_weights")
+        best, stage = train_stage(lambda: detector(weights), "finetune", data, params, params.teacher_epochs,
+                                  lr0=params.teacher_lr0, optimizer="AdamW")
         stages.append(stage)
         source = "fine-tuned"
-    else:  # from scratch: dense encoder stage, then the decoder on the frozen encoder
+    elif not is_rtdetr_yaml(yaml_model_load(resolve_model_file(params.teacher_model, "teacher architecture"))):
+        # a YOLO teacher learns fast with its dense head: one stage, Ultralytics' default recipe
+        architecture = resolve_model_file(params.teacher_model, "teacher architecture")
+        best, stage = train_stage(lambda: detector(architecture), "direct", data, params, params.teacher_epochs)
+        stages.append(stage)
+        source = "trained"
+    else:  # an RT-DETR from scratch: dense encoder stage, then the decoder on the frozen encoder
         architecture = resolve_model_file(params.teacher_model, "teacher architecture")
         start = None
         if params.teacher_encoder_epochs:
             dense = dense_variant(architecture, params.teacher_dir / "encoder.yaml")
-            start, stage = train_stage(YOLO(str(dense)), "encoder", data, params, params.teacher_encoder_epochs)
+            start, stage = train_stage(lambda: YOLO(str(dense)), "encoder", data, params,
+                                       params.teacher_encoder_epochs)
             stages.append(stage)
-        model = detector(architecture)
-        if start is not None:
-            model.load(str(start))
+
+        def decoder_model():
+            model = detector(architecture)
+            if start is not None:
+                model.load(str(start))
+            return model
+
         freeze = encoder_layers(architecture) if start is not None and params.teacher_freeze_encoder else None
         # No mosaic here: it shrinks objects four-fold. On the demo, the decoder on the frozen encoder
         # learned faster without it at lr 1e-3 than with it at 2e-4 (mAP50-95 0.36 against 0.28 in 10 epochs).
-        best, stage = train_stage(model, "decoder", data, params, params.teacher_epochs, lr0=params.teacher_lr0,
-                                  optimizer="AdamW", mosaic=0.0, **({"freeze": freeze} if freeze else {}))
+        best, stage = train_stage(decoder_model, "decoder", data, params, params.teacher_epochs,
+                                  lr0=params.teacher_lr0, optimizer="AdamW", mosaic=0.0,
+                                  **({"freeze": freeze} if freeze else {}))
         stages.append(stage)
         source = "trained"
 
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(best, checkpoint)
+    return finish(params, checkpoint, source, data, stages, started)
+
+
+def copy_shipped_teacher(params: TeacherParams, data: Path, started: float) -> TeacherReport:
+    """Copy in ``teacher_cache`` (a teacher 00_teacher made with the same params) instead of training.
+
+    Raises:
+        ParamsError: The shipped teacher is missing, has no record, or was made with other params.
+    """
+    shipped = resolve_path(params.teacher_cache)
+    shipped_record = shipped.with_suffix(".json")
+    if not shipped.exists() or not shipped_record.exists():
+        raise ParamsError(f"teacher_cache={params.teacher_cache!r}: {shipped} and its record {shipped_record.name} "
+                          "are needed; set teacher_cache: '' to train the teacher here instead")
+    recorded = json.loads(shipped_record.read_text())
+    check_same_teacher(recorded.get("params", {}), params, shipped)
+    params.teacher_path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(shipped, params.teacher_path)
+    stages = [Stage(**stage) for stage in recorded.get("stages", [])]
+    return finish(params, params.teacher_path, "shipped", data, stages, started)
+
+
+def finish(params: TeacherParams, checkpoint: Path, source: str, data: Path, stages: list[Stage],
+           started: float) -> TeacherReport:
+    """Validate the teacher now in place, and record it (``teacher.json``, ``manifest.json``)."""
     map50, map50_95 = validation_map(checkpoint, data, params, "val")
-    report = TeacherReport(str(checkpoint), source, map50, map50_95, str(data), stages)
-    record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps(report.as_dict(), indent=2))
+    report = TeacherReport(str(checkpoint), source, map50, map50_95, str(data), stages, teacher_defining(params))
+    (params.teacher_dir / "teacher.json").write_text(json.dumps(report.as_dict(), indent=2))
     write_manifest(params.teacher_dir / "manifest.json", params.as_dict(), started, report=report.as_dict())
     return report

@@ -100,8 +100,10 @@ def test_distill_notebook_records_runs_with_distill_columns(series):
     assert manifest["device"].startswith("cpu")
     assert manifest["git_commit"] is None or len(manifest["git_commit"]) >= 40
     assert json.loads((distilled / "distill.json").read_text())["teacher_type"] == "RTDETRDetectionModel"
-    _, images = outputs_of(executed["03_distill"])
+    text, images = outputs_of(executed["03_distill"])
     assert images >= 2  # loss curves and the diagram
+    assert "Freezing layer 'teacher_model." not in text  # one line per teacher tensor used to bury the epochs
+    assert "the teacher is frozen (" in text and "Epoch" in text
 
 
 def test_features_notebook_shows_pairing_and_maps_before_any_training(series):
@@ -193,6 +195,8 @@ def test_committed_notebooks_are_clean_and_their_parameters_match_the_params_cla
     assert params_class_of(notebook) is PARAMS_CLASS[name]
     assert parameters[0].source == parameters_source(PARAMS_CLASS[name]), \
         f"{name}'s parameters cell is out of step with its params class: run make notebooks"
+    inferred = papermill.inspect_notebook(str(NOTEBOOKS / f"{name}.ipynb"))  # what papermill sees: every field
+    assert set(inferred) == {f.name for f in dataclasses.fields(PARAMS_CLASS[name])}
     namespace: dict = {}
     exec(parameters[0].source, namespace)  # noqa: S102  (plain assignments only)
     defaults = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()

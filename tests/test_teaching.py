@@ -81,8 +81,6 @@ def test_unlabeled_sources_are_checked_before_training(tmp_path, tiny_data):
 @pytest.mark.parametrize("change, message", [
     ({"distill_unlabeled": "nowhere/images"}, "distill_unlabeled='.*nowhere/images' does not exist"),
     ({"distill_unlabeled": "demo"}, "needs data: demo and demo_unlabeled > 0"),
-    ({"distill_weight": 0.0, "distill_unlabeled": "demo", "demo_unlabeled": 4},
-     "nothing teaches on those images"),
 ])
 def test_bad_unlabeled_params_stop_before_data_is_made(tmp_path, rtdetr_teacher, change, message):
     params = {"name": "bad", "teacher": str(rtdetr_teacher), "student": "yolov8n.yaml", "outputs": str(tmp_path),
@@ -93,6 +91,14 @@ def test_bad_unlabeled_params_stop_before_data_is_made(tmp_path, rtdetr_teacher,
     with pytest.raises(distil.ParamsError, match=message):
         distil.train(params)
     assert not (tmp_path / "runs").exists()
+
+
+def test_teacher_none_is_the_baseline_of_any_recipe():
+    recipe = {"distill_loss": "cwd", "distill_det": 1.0, "distill_unlabeled": "demo", "demo_unlabeled": 4,
+              "student": "yolov8n.yaml"}
+    params = distil.DistillParams.load(recipe, teacher="none")
+    assert not params.distilling and params.run_name == "demo-baseline"
+    assert "distill_model" not in distil.experiment.ultralytics_overrides(params, params.outputs_dir / "d.yaml")
 
 
 # --- the teacher's detections as targets ----------------------------------------------------------------

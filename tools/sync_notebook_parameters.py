@@ -9,8 +9,8 @@ params class; ``tests/test_notebooks.py`` fails while a notebook is out of step.
 from __future__ import annotations
 
 import dataclasses
-import re
 import sys
+import textwrap
 from pathlib import Path
 
 import nbformat
@@ -18,18 +18,6 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 MAX_LINE = 120  # the linter's line length (pyproject.toml)
-LOADS = re.compile(r"distil\.(\w+Params)\.from_notebook\(")
-
-
-def params_class_of(notebook: nbformat.NotebookNode) -> type:
-    """The params class a notebook loads its parameters into."""
-    import distil
-
-    for cell in notebook.cells:
-        match = LOADS.search(cell.source) if cell.cell_type == "code" else None
-        if match:
-            return getattr(distil, match.group(1))
-    raise ValueError("the notebook loads no distil params class (distil.<X>Params.from_notebook(globals()))")
 
 
 def parameters_source(params_class: type) -> str:
@@ -41,7 +29,8 @@ def parameters_source(params_class: type) -> str:
             default = list(default)
         assignment, help_text = f"{field.name} = {default!r}", field.metadata.get("help", "")
         if help_text and len(assignment) + len(help_text) + 4 > MAX_LINE:
-            lines += [f"# {help_text}", assignment]  # too long for one line: the meaning goes above
+            lines += [*textwrap.wrap(help_text, MAX_LINE - 2, initial_indent="# ", subsequent_indent="# "),
+                      assignment]  # too long for one line: the meaning goes above
         else:
             lines.append(assignment + (f"  # {help_text}" if help_text else ""))
     return "\n".join(lines)
@@ -51,6 +40,13 @@ def parameters_cell(params_class: type) -> nbformat.NotebookNode:
     cell = nbformat.v4.new_code_cell(parameters_source(params_class))
     cell.metadata["tags"] = ["parameters"]
     return cell
+
+
+def params_class_of(notebook: nbformat.NotebookNode) -> type:
+    """The params class a notebook loads (see `distil.run_notebook.params_class_of`)."""
+    from distil.run_notebook import params_class_of as find
+
+    return find(notebook)
 
 
 def sync(path: Path) -> bool:

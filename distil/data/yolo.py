@@ -23,3 +23,24 @@ def split_images(data_yaml: str | Path, split: str = "val") -> list[Path]:
 def load_images(data_yaml: str | Path, count: int, split: str = "val") -> list[np.ndarray]:
     """The first ``count`` images of a split, as BGR arrays (the same ones every time)."""
     return [cv2.imread(str(p)) for p in split_images(data_yaml, split)[:count]]
+
+
+class NoLabelsError(ValueError):
+    """A training set whose label files hold no box: there is nothing to learn."""
+
+
+def require_boxes(dataset) -> None:
+    """Stop before training when not one training image has a labelled box (Ultralytics would train on).
+
+    Args:
+        dataset: An Ultralytics YOLO dataset (``labels``, ``label_files``).
+
+    Raises:
+        NoLabelsError: Naming the labels folder and what a label line looks like.
+    """
+    if any(len(label["cls"]) for label in dataset.labels):
+        return
+    folder = Path(dataset.label_files[0]).parent if getattr(dataset, "label_files", None) else "the labels folder"
+    raise NoLabelsError(f"none of the {len(dataset.labels)} training images has a labelled box: the label files in "
+                        f"{folder} are all empty or missing. Each image needs a .txt file of the same name there with "
+                        "one 'class cx cy w h' line (normalised to 0-1) per object")

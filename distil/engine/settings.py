@@ -130,12 +130,12 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in (
             "boxes) or 'teacher' (where the teacher sees objects)", choice(lambda: MASKS)),
     Setting("distill_mask_bg", 0.1, "weight of background positions under distill_mask 'gt' or 'teacher', in [0, 1]",
             number(0, 1), aliases=("mask_bg",)),
-    Setting("distill_det", 0.0, "weight of the teacher's detections as targets (response distillation); 0 = off",
-            number(low=0)),
+    Setting("distill_det", 0.0, "weight of the detections of the teacher as targets (response distillation); "
+            "0 turns it off", number(low=0)),
     Setting("distill_det_conf", 0.5, "teacher score from which a detection becomes a target, in (0, 1)",
             number(0, 1, low_open=True)),
     Setting("distill_unlabeled", "", "images without labels that the teacher teaches on: a folder, a .txt list of "
-            "image paths, or 'demo' (params only: the demo's unlabeled split); '' = none", image_source),
+            "image paths, or 'demo' (params only: the unlabeled split of the demo data); '' = none", image_source),
     Setting("distill_unlabeled_ratio", 1.0, "unlabeled images per labeled image in each batch", number(low=0,
             low_open=True)),
     Setting("distill_warmup", 0.0, "epochs over which every distillation weight ramps up from 0", number(low=0)),

@@ -32,6 +32,7 @@ What it changes, and why there:
 from __future__ import annotations
 
 import json
+import logging
 from copy import copy
 from pathlib import Path
 
@@ -56,6 +57,20 @@ def training_imgsz(imgsz: int | list[int]) -> int:
     """The square size, rounded up to a multiple of 32, at which feature shapes are measured."""
     size = max(imgsz) if isinstance(imgsz, (list, tuple)) else int(imgsz)
     return max(32, -(-size // 32) * 32)
+
+
+class TeacherFreezingSummary(logging.Filter):
+    """Drops Ultralytics' "Freezing layer 'teacher_model...'" lines (one per teacher tensor) and counts them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tensors = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("Freezing layer 'teacher_model."):
+            self.tensors += 1
+            return False
+        return True
 
 
 class DistillationTrainer(EnhancedDetectionTrainer):
@@ -149,8 +164,17 @@ class DistillationTrainer(EnhancedDetectionTrainer):
 
     # batches ------------------------------------------------------------------------------
     def _setup_train(self) -> None:
-        """Set up training as Ultralytics does, then the loader of unlabeled images."""
-        super()._setup_train()
+        """Set up training as Ultralytics does (saying once, not per tensor, that the teacher is frozen), then the
+        loader of unlabeled images."""
+        quiet = TeacherFreezingSummary()
+        LOGGER.addFilter(quiet)
+        try:
+            super()._setup_train()
+        finally:
+            LOGGER.removeFilter(quiet)
+        if quiet.tensors and self.distill_model is not None:
+            count = sum(p.numel() for p in self.distill_model.teacher_model.parameters())
+            LOGGER.info(f"distil: the teacher is frozen ({count:,} parameters in {quiet.tensors} tensors)")
         s = self.distill_settings
         if s.distill_unlabeled:
             self.unlabeled = UnlabeledBatches(self, s.distill_unlabeled, s.distill_unlabeled_ratio,

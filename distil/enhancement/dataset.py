@@ -17,6 +17,7 @@ from ultralytics.models.rtdetr.val import RTDETRValidator
 from ultralytics.models.yolo.detect import DetectionTrainer, DetectionValidator
 from ultralytics.utils import DEFAULT_CFG
 
+from distil.data.yolo import require_boxes
 from distil.enhancement.pipeline import Pipeline
 
 # The config key this module adds to Ultralytics' (registered by ``distil/__init__``): the pipeline applied
@@ -59,6 +60,13 @@ class EnhancedDetectionTrainer(EnhancedDatasets, DetectionTrainer):
         """Check the ``enhance`` pipeline first, so a bad one fails before any data is read."""
         Pipeline.from_spec(get_cfg(cfg, overrides).enhance)
         super().__init__(cfg, overrides, _callbacks)
+
+    def build_dataset(self, img_path: str, mode: str = "train", batch: int | None = None):
+        """Build as Ultralytics does; a training set without a single box stops here, before training."""
+        dataset = super().build_dataset(img_path, mode, batch)
+        if mode == "train":
+            require_boxes(dataset)
+        return dataset
 
 
 class EnhancedDetectionValidator(EnhancedDatasets, DetectionValidator):

@@ -156,9 +156,12 @@ def gamma(image: np.ndarray, gamma: float | str = "auto") -> np.ndarray:
     ``gamma > 1`` brightens shadows (under-exposure), ``gamma < 1`` darkens (over-exposure);
     ``"auto"`` picks the gamma that brings the mean lightness to mid-gray.
     """
-    value = auto_gamma(image) if gamma == "auto" else float(gamma)
-    if value <= 0:
-        raise ValueError(f"gamma must be > 0 or 'auto', got {gamma!r}")
+    if gamma == "auto":
+        value = auto_gamma(image)
+    elif isinstance(gamma, (int, float)) and not isinstance(gamma, bool) and gamma > 0:
+        value = float(gamma)
+    else:
+        raise ValueError(f"gamma must be a number > 0 (above 1 brightens) or 'auto', got {gamma!r}")
     return apply_lut(image, 255.0 * (np.arange(256) / 255.0) ** (1.0 / value))
 
 
@@ -210,13 +213,21 @@ def step_settings(name: str, value: Any) -> dict[str, Any] | None:
         return None
     if value is True:
         return {}
+    parameters = dict(list(inspect.signature(STEPS[name].__wrapped__).parameters.items())[1:])
     if isinstance(value, Mapping):
-        allowed = set(list(inspect.signature(STEPS[name].__wrapped__).parameters)[1:])
-        unknown = set(value) - allowed
+        unknown = set(value) - set(parameters)
         if unknown:
-            raise ValueError(f"{name}: unknown setting(s) {sorted(unknown)}; it takes {sorted(allowed)}")
-        return dict(value)
-    return {MAIN_SETTING[name]: value}
+            raise ValueError(f"{name}: unknown setting(s) {sorted(unknown)}; it takes {sorted(parameters)}")
+        settings = dict(value)
+    else:
+        settings = {MAIN_SETTING[name]: value}
+    for key, given in settings.items():  # numbers must be numbers: 'bright' is not a gamma
+        default, annotation = parameters[key].default, str(parameters[key].annotation)
+        wants_number = isinstance(default, (int, float)) and not isinstance(default, bool) or "float" in annotation
+        is_number = isinstance(given, (int, float)) and not isinstance(given, bool)
+        if wants_number and not is_number and not (isinstance(given, str) and "str" in annotation):
+            raise ValueError(f"{name}: {key}={given!r} must be a number (default {default!r})")
+    return settings
 
 
 @dataclass

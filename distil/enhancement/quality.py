@@ -55,32 +55,54 @@ FAULT_MEASURES: dict[str, tuple[str, Callable[[np.ndarray], float], str]] = {
 }
 
 
+# Where the faults are not known (a dataset of one's own): every measure, with no wanted direction.
+GENERAL_MEASURES: dict[str, Callable[[np.ndarray], float]] = {
+    "channel spread": channel_spread, "exposure error": exposure_error, "local contrast": local_contrast,
+    "high-frequency energy": high_frequency,
+}
+
+
+def measures_for(group: str) -> list[tuple[str, Callable[[np.ndarray], float], str]]:
+    """(name, measure, wanted direction) for a group of images: its fault's measure, or all of them."""
+    if group in FAULT_MEASURES:
+        return [FAULT_MEASURES[group]]
+    return [(name, measure, "") for name, measure in GENERAL_MEASURES.items()]
+
+
 def fault_effects(images_by_fault: Mapping[str, Sequence[np.ndarray]],
                   transform: Callable[[np.ndarray], np.ndarray]) -> pd.DataFrame:
-    """For each fault: its measure before and after ``transform`` (mean over its images), and the change."""
+    """For each group of images: its measures before and after ``transform`` (means), and the change.
+
+    A group named after a known fault (the demo's) gets that fault's measure and says whether the
+    change went the wanted way; any other group (say ``all`` for a dataset whose faults are unknown)
+    gets every measure, and ``improved`` is left empty: which way is better depends on the images.
+    """
     rows = []
     for fault, images in images_by_fault.items():
-        if fault not in FAULT_MEASURES or not images:
+        if not images:
             continue
-        name, measure, wanted = FAULT_MEASURES[fault]
-        before = float(np.mean([measure(im) for im in images]))
         outputs = [transform(im) for im in images]
-        after = float(np.mean([measure(im) for im in outputs]))
-        better = after < before if wanted == "lower" else after > before
-        rows.append({"fault": fault, "images": len(images), "measure": name, "wanted": wanted,
-                     "before": round(before, 2), "after": round(after, 2),
-                     "change %": round(100 * (after - before) / max(abs(before), 1e-9), 1), "improved": better,
-                     "clipped after %": round(100 * float(np.mean([clipped_share(o) for o in outputs])), 2)})
-    return pd.DataFrame(rows)
+        clipped = round(100 * float(np.mean([clipped_share(o) for o in outputs])), 2)
+        for name, measure, wanted in measures_for(fault):
+            before = float(np.mean([measure(im) for im in images]))
+            after = float(np.mean([measure(im) for im in outputs]))
+            better = (after < before if wanted == "lower" else after > before) if wanted else None
+            rows.append({"fault": fault, "images": len(images), "measure": name, "wanted": wanted or "-",
+                         "before": round(before, 2), "after": round(after, 2),
+                         "change %": round(100 * (after - before) / max(abs(before), 1e-9), 1), "improved": better,
+                         "clipped after %": clipped})
+    return pd.DataFrame(rows, columns=["fault", "images", "measure", "wanted", "before", "after", "change %",
+                                       "improved", "clipped after %"])
 
 
 def step_table(images_by_fault: Mapping[str, Sequence[np.ndarray]],
                transforms: Mapping[str, Callable[[np.ndarray], np.ndarray]]) -> pd.DataFrame:
-    """Change (%) of each fault's measure under each transform alone; a + marks the wanted direction."""
-    table = {}
+    """Change (%) of each group's measures under each transform alone; + or - marks whether it went the wanted way
+    (for known faults)."""
+    table, index = {}, None
     for label, transform in transforms.items():
-        effects = fault_effects(images_by_fault, transform).set_index("fault")
-        table[label] = [f"{'+' if ok else '-'} {change:+.0f}%" for change, ok in
-                        zip(effects["change %"], effects["improved"])]
+        effects = fault_effects(images_by_fault, transform).set_index(["fault", "measure"])
+        marks = ["" if ok is None else ("+ " if ok else "- ") for ok in effects["improved"]]
+        table[label] = [f"{mark}{change:+.0f}%" for mark, change in zip(marks, effects["change %"])]
         index = effects.index
     return pd.DataFrame(table, index=index)

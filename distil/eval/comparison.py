@@ -85,6 +85,7 @@ def evaluate(
         (precision-recall curves per model) and ``device``.
         A model whose classes differ from the dataset's (say a COCO teacher) gets no accuracy.
     """
+    check_inputs(models, data)
     rows, per_class, curves = [], [], {}
     torch_device = select_device(device or "", verbose=False)
     for label, path in models.items():
@@ -113,6 +114,20 @@ def evaluate(
     table.attrs.update({"per_class": pd.DataFrame(per_class), "curves": curves, "device": str(torch_device),
                         "imgsz": imgsz, "enhance": enhance, "split": split})
     return table
+
+
+def check_inputs(models: Mapping[str, str | Path], data: str | Path) -> None:
+    """Every checkpoint and the dataset exist, checked all at once before any model is validated.
+
+    Raises:
+        FileNotFoundError: Naming every missing file, with its label.
+    """
+    missing = [f"{label}: {path}" for label, path in models.items() if not Path(path).exists()]
+    if not Path(data).exists():
+        missing.append(f"data: {data}")
+    if missing:
+        raise FileNotFoundError(f"evaluate: not found: {'; '.join(missing)}. Train the runs first (03_distill), or "
+                                "give the paths of existing checkpoints")
 
 
 def save_evaluation(table: pd.DataFrame, folder: str | Path) -> dict[str, Path]:

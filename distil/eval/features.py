@@ -19,9 +19,10 @@ from ultralytics.data.augment import LetterBox
 from ultralytics.nn.tasks import load_checkpoint
 
 from distil.engine.adapter import FeatureAdapter
-from distil.engine.hooks import FeatureTap, forward_until
+from distil.engine.hooks import FeatureTap, forward_until, head_inputs
 from distil.engine.pairing import LevelPair, pair_layers
 from distil.engine.teacher import build_from_yaml, load_teacher
+from distil.engine.teacher_signals import TeacherReader
 
 
 def letterboxed(image_bgr: np.ndarray, imgsz: int) -> np.ndarray:
@@ -115,3 +116,13 @@ def compare_features(teacher: str | Path, student: str | Path, images: Sequence[
                 entry["trained student"] = student_maps
         maps.append(entry)
     return FeatureComparison(pairs, maps)
+
+
+@torch.no_grad()
+def teacher_saliency(teacher: str | Path | nn.Module, images: Sequence[np.ndarray], imgsz: int) -> list[dict]:
+    """Per image, the teacher's objectness at the strides of its head's inputs (what ``distill_mask: teacher``
+    weights the feature loss by), each (1, 1, H, W) in [0, 1]."""
+    model = load_teacher(teacher)
+    reader = TeacherReader(model, head_inputs(model), saliency=True)
+    return [reader(model, model_input(image, imgsz).to(next(model.parameters()).device)).saliency
+            for image in images]

@@ -117,9 +117,10 @@ def read_results(run_dir: str | Path) -> pd.DataFrame:
 
 
 def loss_curves(runs: Mapping[str, str | Path]) -> Figure:
-    """Detection losses, distillation losses per level and validation mAP50-95 of runs, side by side."""
+    """Detection losses, distillation losses (per level; the response term) and validation mAP50-95 of runs."""
     tables = {label: read_results(path) for label, path in runs.items()}
-    distill_columns = sorted({c for t in tables.values() for c in t.columns if c.startswith("train/dis_")})
+    distill_columns = sorted({c for t in tables.values() for c in t.columns
+                              if c.startswith("train/dis_") or c == "train/det_loss"})
     panels = ["train/box_loss", "train/cls_loss", "train/dfl_loss", *distill_columns, "metrics/mAP50-95(B)"]
     cols = min(4, len(panels))
     n_rows = -(-len(panels) // cols)
@@ -136,6 +137,31 @@ def loss_curves(runs: Mapping[str, str | Path]) -> Figure:
     axes.flat[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def gradient_balance(run_dir: str | Path) -> pd.DataFrame:
+    """The gradient norm each loss term sent into the student's neck, at the steps the run recorded.
+
+    One row per recorded step (epoch, step, schedule factor) and one column per term: ``detection``
+    (ground truth), ``dis_p3``... (feature loss per level), ``det_loss`` (the teacher's detections).
+    Terms of very different size are the first suspect when distillation hurts.
+    """
+    import json
+
+    record = json.loads((Path(run_dir) / "distill.json").read_text())
+    rows = [{"epoch": r["epoch"], "step": r["step"], "factor": r["factor"], **r["grad_norm"]}
+            for r in record.get("gradient_balance", [])]
+    return pd.DataFrame(rows).set_index(["epoch", "step"]) if rows else pd.DataFrame()
+
+
+def saliency_panel(images: Sequence[np.ndarray], saliency: Sequence[Mapping[int, torch.Tensor]]) -> Figure:
+    """Where the teacher sees objects: each image, then its objectness per stride as a heat map over it."""
+    rows, titles = [], []
+    for image, maps in zip(images, saliency):
+        strides = sorted(maps)
+        rows.append([image, *(heat_overlay(image, maps[s][0, 0].float().cpu().numpy()) for s in strides)])
+        titles.append(["image", *(f"teacher objectness, stride {s}" for s in strides)])
+    return image_grid(rows, titles, size=2.2)
 
 
 def metric_bars(table: pd.DataFrame, metrics: Sequence[str] = ("mAP50", "mAP50-95")) -> Figure:

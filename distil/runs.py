@@ -1,0 +1,112 @@
+"""Run folders: which state a run is in, and what `distil.train` does about it.
+
+A run folder under ``outputs/runs`` is in one of four states, read off what Ultralytics left there:
+
+- ``absent``: no folder, or an empty one;
+- ``failed``: the folder exists but holds no checkpoint (the run stopped before its first epoch
+  ended: a bad pairing, an interrupt, a dataset error); it is simply started again;
+- ``interrupted``: ``weights/last.pt`` still holds its optimizer state; ``resume: true`` continues it;
+- ``finished``: Ultralytics stripped the optimizer from ``last.pt`` when training ended, however the
+  run was started or resumed (``distil.train``, or ``YOLO(last.pt).train(..., resume=True)``).
+
+A finished run of the same params is reused; one made with other params, or an interrupted one, is
+never overwritten without ``rebuild: true``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+from ultralytics.utils.patches import torch_load
+
+from distil.engine.losses import LOSSES, loss_arguments
+from distil.engine.settings import canonicalize
+from distil.params import DistillParams, ParamsError
+
+VOLATILE = {"rebuild", "resume", "plots", "workers", "device", "samples", "outputs"}
+
+
+def run_state(run_dir: Path) -> str:
+    """``absent``, ``failed``, ``interrupted`` or ``finished`` (see the module docstring)."""
+    if not run_dir.exists() or not any(run_dir.iterdir()):
+        return "absent"
+    last = run_dir / "weights" / "last.pt"
+    if not last.exists():
+        return "failed"
+    return "interrupted" if torch_load(last, map_location="cpu", weights_only=False).get("optimizer") else "finished"
+
+
+def epochs_done(run_dir: Path) -> int:
+    """Epochs in ``results.csv`` (0 when there is none)."""
+    csv = run_dir / "results.csv"
+    return max(0, len(csv.read_text().strip().splitlines()) - 1) if csv.exists() else 0
+
+
+def comparable(values: dict[str, Any]) -> dict[str, Any]:
+    """Params under their current keys with every default filled in, the loss's own argument defaults too,
+    so a run recorded before a key was renamed or added compares equal to the same run asked for today."""
+    canonical, _ = canonicalize(values)
+    full = {**DistillParams().as_dict(), **{k: v for k, v in canonical.items() if k in DistillParams.known_keys()}}
+    if full["distill_loss"] in LOSSES:
+        full["distill_loss_args"] = {**loss_arguments(full["distill_loss"]), **full["distill_loss_args"]}
+    return full
+
+
+def recorded_params(run_dir: Path) -> dict[str, Any] | None:
+    """The params a finished run was made with: its manifest's, or None when it has none."""
+    manifest = run_dir / "manifest.json"
+    return json.loads(manifest.read_text()).get("params") if manifest.exists() else None
+
+
+def differing_args(run_dir: Path, overrides: dict[str, Any]) -> list[str]:
+    """The Ultralytics arguments of ``overrides`` that ``args.yaml`` records otherwise (a run without manifest)."""
+    args = yaml.safe_load((run_dir / "args.yaml").read_text()) if (run_dir / "args.yaml").exists() else {}
+    # where the run was written and on what, and what Ultralytics itself rewrites ('optimizer: auto' picks both)
+    ignored = {"project", "name", "exist_ok", "device", "workers", "plots", "data", "optimizer", "lr0"}
+    return sorted(k for k, v in overrides.items() if k not in ignored and k in args and args[k] != v)
+
+
+def prepare_run_dir(run_dir: Path, params: DistillParams, overrides: dict[str, Any]) -> str:
+    """Decide what training does with ``run_dir``: ``train``, ``resume`` or ``reuse``; clear it when it starts again.
+
+    Args:
+        run_dir: The run's folder.
+        params: The run's params.
+        overrides: The Ultralytics arguments the run would be trained with (to compare with a run that has
+            no manifest because it was resumed through Ultralytics).
+
+    Raises:
+        ParamsError: Resuming what cannot be resumed, or a run that training would overwrite.
+    """
+    state = run_state(run_dir)
+    if params.rebuild or state == "failed":
+        shutil.rmtree(run_dir, ignore_errors=True)  # a fresh start: no results.csv rows of an earlier run remain
+        return "train"
+    if state == "absent":
+        if params.resume:
+            raise ParamsError(f"resume: true, but {run_dir} holds no run: set resume: false to start it")
+        return "train"
+    if state == "interrupted":
+        if params.resume:
+            return "resume"
+        raise ParamsError(f"{run_dir} holds an interrupted run (after {epochs_done(run_dir)} epochs): set resume: true "
+                          "to continue it, rebuild: true to start it again, or run: <new name> to keep it")
+    if params.resume:
+        raise ParamsError(
+            f"{run_dir} is finished ({epochs_done(run_dir)} epochs); resume continues interrupted runs only. To train "
+            f"longer, start a new run from its weights (student: {run_dir / 'weights' / 'best.pt'}, run: "
+            f"{run_dir.name}-more), or set rebuild: true with more epochs to train it again from the start")
+    recorded = recorded_params(run_dir)
+    if recorded is not None:
+        current, before = comparable(params.as_dict()), comparable(recorded)
+        differing = sorted(k for k, v in current.items() if k not in VOLATILE and before.get(k) != v)
+    else:
+        differing = differing_args(run_dir, overrides)
+    if differing:
+        raise ParamsError(f"{run_dir} holds a run made with other params ({', '.join(differing)}): set "
+                          "run: <new name> to keep both, or rebuild: true to replace it")
+    return "reuse"

@@ -1,0 +1,154 @@
+"""What a new user hits in the first hour: no dead ends after a failed run, clear errors, readable progress."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from ultralytics import YOLO
+
+import distil
+from distil import ParamsError
+from distil.data.yolo import NoLabelsError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def baseline(tiny_data, outputs, **extra) -> dict:
+    """A tiny baseline run's params: no teacher, 64 px, CPU."""
+    return {"name": "first", "data": str(tiny_data), "teacher": "none", "student": "yolov8n.yaml", "epochs": 2,
+            "imgsz": 64, "batch": 8, "device": "cpu", "outputs": str(outputs), "plots": False, **extra}
+
+
+class Interrupt(Exception):
+    """Stands for Ctrl-C or a killed process."""
+
+
+# --- 1. no dead ends --------------------------------------------------------------------------------------
+def test_a_run_that_failed_before_its_first_checkpoint_is_simply_started_again(tiny_data, tmp_path):
+    run = tmp_path / "runs" / "first-baseline"
+    (run / "weights").mkdir(parents=True)
+    (run / "args.yaml").write_text("epochs: 2\n")  # what a run that failed in its first epoch leaves
+    assert distil.train(baseline(tiny_data, tmp_path)) == run
+    assert (run / "weights" / "best.pt").exists() and (run / "manifest.json").exists()
+
+
+def interrupted_run(params: dict, data: Path) -> Path:
+    """The run of these params, stopped after its first epoch as by Ctrl-C (trained as distil.train would)."""
+    model = YOLO("yolov8n.yaml")
+    model.add_callback("on_fit_epoch_end", lambda trainer: (_ for _ in ()).throw(Interrupt()) if trainer.epoch == 0
+                       else None)
+    overrides = distil.experiment.ultralytics_overrides(distil.DistillParams.load(params), data)
+    with pytest.raises(Interrupt):
+        model.train(trainer=distil.enhancement.dataset.EnhancedDetectionTrainer, **overrides)
+    return Path(model.trainer.save_dir)
+
+
+def test_interrupted_finished_and_resumed_runs_each_say_what_to_do(tiny_data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # anything written to the cwd would show up here
+    params = baseline(tiny_data, tmp_path / "outputs")
+    run = interrupted_run(params, tiny_data)
+    with pytest.raises(ParamsError, match="holds an interrupted run \\(after 1 epochs\\): set resume: true"):
+        distil.train(params)
+    assert distil.train({**params, "resume": True}) == run
+    assert json.loads((run / "manifest.json").read_text())["final_metrics"]
+    with pytest.raises(ParamsError, match="is finished \\(2 epochs\\).*student: .*best.pt, run: first-baseline-more"):
+        distil.train({**params, "resume": True})
+    assert distil.train(params) == run  # finished, same params: reused
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["outputs"]  # nothing written outside outputs
+
+
+def test_a_run_finished_through_ultralytics_own_resume_is_recognised(tiny_data, tmp_path):
+    params = baseline(tiny_data, tmp_path)
+    run = interrupted_run(params, tiny_data)
+    YOLO(str(run / "weights" / "last.pt")).train(trainer=distil.enhancement.dataset.EnhancedDetectionTrainer,
+                                                 resume=True)  # the README's Ultralytics way
+    assert not (run / "manifest.json").exists()
+    assert distil.train(params) == run  # recognised as finished, not retrained
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert "finished outside distil.train" in manifest["note"] and manifest["final_metrics"]
+
+
+# --- 3 and 4: the teacher ---------------------------------------------------------------------------------
+def test_no_way_to_get_a_teacher_says_the_three_ways(tmp_path):
+    with pytest.raises(ParamsError, match="teacher: <checkpoint.pt>.*teacher_weights: .*teacher_model: "):
+        distil.TeacherParams.load({"outputs": str(tmp_path)})
+
+
+def test_a_cached_teacher_made_with_other_params_is_refused(tmp_path, rtdetr_teacher):
+    params = distil.TeacherParams.load({"name": "t", "outputs": str(tmp_path), "teacher_model": "rtdetr-demo.yaml",
+                                        "teacher_epochs": 15, "demo_train": 4, "demo_val": 2, "demo_test": 0,
+                                        "demo_imgsz": 64, "teacher_train": 6, "imgsz": 64})
+    params.teacher_dir.mkdir(parents=True)
+    shutil.copyfile(rtdetr_teacher, params.teacher_path)
+    record = {"checkpoint": str(params.teacher_path), "params": distil.teacher_training.teacher_defining(params)}
+    (params.teacher_dir / "teacher.json").write_text(json.dumps(record))
+    changed = distil.TeacherParams.load({**params.as_dict(), "teacher_epochs": 30, "teacher_lr0": 0.01})
+    with pytest.raises(ParamsError, match="trained with other params \\(teacher_epochs: 15 -> 30, teacher_lr0: "
+                                          "0.001 -> 0.01\\): set rebuild: true"):
+        distil.prepare_teacher(changed)
+
+
+# --- 5. errors that used to come from deep inside Ultralytics ---------------------------------------------
+def test_an_rtdetr_student_is_refused_before_anything_is_built(tmp_path):
+    with pytest.raises(ParamsError, match="student='rtdetr-l.yaml': the student must be a YOLO detector"):
+        distil.train({"student": "rtdetr-l.yaml", "teacher": "none", "outputs": str(tmp_path)})
+    assert not (tmp_path / "data").exists()
+
+
+def test_evaluate_names_every_missing_checkpoint_before_validating_any(tiny_data, tmp_path, rtdetr_teacher):
+    with pytest.raises(FileNotFoundError, match="not found: baseline: .*a.pt; distilled: .*b.pt"):
+        distil.evaluate({"teacher": rtdetr_teacher, "baseline": tmp_path / "a.pt", "distilled": tmp_path / "b.pt"},
+                        tiny_data, imgsz=64)
+
+
+def test_a_word_where_a_number_belongs_in_the_enhancement_is_named():
+    with pytest.raises(ValueError, match="gamma must be a number > 0 .* or 'auto', got 'bright'"):
+        distil.enhance(np.zeros((8, 8, 3), np.uint8), gamma="bright")
+
+
+def test_a_training_set_without_a_single_box_stops_before_training(tiny_data, tmp_path):
+    data = tmp_path / "empty"
+    shutil.copytree(tiny_data.parent, data)
+    for label in (data / "labels" / "train").glob("*.txt"):
+        label.write_text("")
+    for cache in data.rglob("*.cache"):
+        cache.unlink()
+    spec = yaml.safe_load((data / "data.yaml").read_text())
+    spec.update({"path": str(data), "train": str(data / "images" / "train"), "val": str(data / "images" / "val")})
+    (data / "data.yaml").write_text(yaml.safe_dump(spec))
+    with pytest.raises(NoLabelsError, match=f"label files in {data / 'labels' / 'train'} are all empty"):
+        distil.train(baseline(data / "data.yaml", tmp_path / "outputs"))
+    assert not list((tmp_path / "outputs" / "runs" / "first-baseline").rglob("*.pt"))
+
+
+def test_a_yolo_teacher_model_is_trained_in_one_stage(tmp_path):
+    params = distil.TeacherParams.load({"name": "yolo-teacher", "outputs": str(tmp_path), "teacher_model":
+                                        "yolov8n.yaml", "teacher_epochs": 1, "demo_train": 4, "demo_val": 2,
+                                        "demo_test": 0, "demo_imgsz": 64, "teacher_train": 6, "imgsz": 64,
+                                        "batch": 4, "device": "cpu"})
+    report = distil.prepare_teacher(params)
+    assert report.source == "trained" and [stage.name for stage in report.stages] == ["direct"]
+    assert params.teacher_path.exists()
+
+
+# --- 8 and 9: notebooks under make demo -------------------------------------------------------------------
+def test_run_notebook_streams_progress_and_passes_each_notebook_only_its_own_keys(tiny_data, tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({**baseline(tiny_data, tmp_path, epochs=1), "teacher": "auto",
+                                      "teacher_model": "rtdetr-demo.yaml", "speed_reps": 3, "explore_image": 0}))
+    out = subprocess.run([sys.executable, "-m", "distil.run_notebook", "03_distill", str(tmp_path / "03.ipynb"),
+                          "-f", str(params), "-p", "teacher", "none"], capture_output=True, text=True, timeout=900,
+                         cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    log = out.stdout + out.stderr
+    assert "Passed unknown parameter" not in log
+    assert "keys for other notebooks, not used here: explore_image, speed_reps, teacher_model" in log
+    assert "Epoch" in log and "1/1" in log  # the training's own progress, live
+    assert (tmp_path / "03.ipynb").exists()
