@@ -13,7 +13,7 @@ NB_OUT := outputs/notebooks/$(NAME)
 RUN_NOTEBOOK := $(PY) -m distil.run_notebook
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup test lint bench demo lab dashboard study notebooks
+.PHONY: setup test lint bench demo teacher lab dashboard study notebooks
 
 setup: $(STAMP)
 
@@ -40,6 +40,13 @@ demo: setup
 	$(RUN_NOTEBOOK) 03_distill $(NB_OUT)/03_distill.ipynb -f $(PARAMS)
 	$(RUN_NOTEBOOK) 04_evaluate $(NB_OUT)/04_evaluate.ipynb -f $(PARAMS)
 	$(PY) -m distil.report $(PARAMS)
+
+# Train the demo's teacher (hours on a 2-core CPU; an interrupted training resumes where it stopped)
+# and ship it, with its record, in assets/, from where make demo copies it instead of training.
+teacher: setup
+	mkdir -p $(NB_OUT)
+	$(RUN_NOTEBOOK) 00_teacher $(NB_OUT)/00_teacher.ipynb -f $(PARAMS) -p teacher_cache ''
+	$(PY) -m distil.teacher_training ship $(PARAMS) assets/$(NAME)-teacher.pt
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks --ip=127.0.0.1 --no-browser

@@ -1,113 +1,203 @@
-"""Does distillation pay, and with which loss? The study behind the README's table.
+"""Does teaching pay? The study behind the README's tables, on the demo, against a converged student.
 
-On the demo dataset with the demo teacher, trains the student under one schedule and seed set:
-(a) without distillation, (b) with each feature loss, each with and without the ground-truth
-mask, at each weight given; over several seeds. Every run is validated on the ``val`` split (the
-one used to choose settings) and, for the reported numbers, on the ``test`` split no choice was
-made on. Prints and writes (``outputs/study/``) mean and spread of mAP50-95 and mAP50 per
-setting, seconds per epoch, and the share of the teacher-baseline gap closed.
+Every arm trains the same student with the same schedule and seeds (params/demo.yaml), against the
+demo teacher; only what teaches differs:
 
-    python benchmarks/kd_study.py                                  # params/demo.yaml, seeds 0 1
-    python benchmarks/kd_study.py --losses mse --masks none --weights 0.5 1 2 4 --seeds 0   # a weight sweep
+- ``baseline``: the student on its labeled images, no teacher;
+- ``baseline-long``: the baseline trained on as many images as the arms with unlabeled images see
+  (twice the epochs at one unlabeled image per labeled one): equal compute for the student;
+- labeled images only: ``cwd-gt`` (the best feature setting of the earlier loss study),
+  ``cwd-teacher`` (the teacher mask), ``det`` (the teacher's detections as targets), ``cwd-gt+det``;
+- with the unlabeled images: ``u-det`` (online response), ``u-det-offline`` (the teacher labels them
+  once: self-training), ``u-cwd-teacher`` (features under the teacher mask), ``u-cwd-teacher+det``;
+  arms named with ``+sched`` add the weight schedule (warm-up, then the last epochs without);
+- ``oracle``: the true labels of the unlabeled images where the teacher's offline labels would be:
+  the ceiling, not a competitor.
+
+Runs are validated on ``val`` (where choices are made) and ``test`` (reported). Each finished run adds
+a row to ``benchmarks/results/kd_study.csv`` at once; a run already there is skipped, a finished run
+folder is reused and an interrupted one resumed, so the study can stop and go on across sessions.
+
+    python benchmarks/kd_study.py --arms baseline baseline-long oracle --seeds 0 1 2
+    python benchmarks/kd_study.py --arms u-det u-det-offline --seeds 0      # screening, one seed
+    python benchmarks/kd_study.py --report                                  # the README's tables
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import math
+import platform
 import time
 from pathlib import Path
 
 import pandas as pd
-from distil.config import DistillParams, resolve_path
-from distil.viz import read_results
 
 import distil
+from distil.engine.pseudo_labels import INDEX, pseudo_label_key
+from distil.engine.teacher_signals import class_map
+from distil.engine.trainer import training_imgsz
+from distil.engine.unlabeled import unlabeled_images
+from distil.eval.comparison import dataset_names
+from distil.eval.figures import read_results
+from distil.params import DistillParams
+from distil.paths import resolve_path
+from distil.runs import run_state
+
+RESULTS = Path(__file__).parent / "results" / "kd_study.csv"
+COLUMNS = ["setting", "seed", "unlabeled", "val_map50_95", "test_map50_95", "val_map50", "test_map50",
+           "s_per_epoch", "epochs", "images_per_epoch", "run", "finished"]
+NO_UNLABELED = {"distill_unlabeled": "", "distill_det_mode": "online"}
+SCHEDULE = {"distill_warmup": 3.0, "distill_stop": 10}
+ARMS: dict[str, dict] = {
+    "baseline": {"teacher": "none"},
+    "baseline-long": {"teacher": "none", "epochs_factor": 2},
+    "oracle": {"oracle": True},
+    "cwd-gt": {**NO_UNLABELED, "distill_loss": "cwd", "distill_mask": "gt", "distill_weight": 1.0, "distill_det": 0},
+    "cwd-teacher": {**NO_UNLABELED, "distill_loss": "cwd", "distill_mask": "teacher", "distill_weight": 1.0,
+                    "distill_det": 0},
+    "det": {**NO_UNLABELED, "distill_weight": 0.0, "distill_det": 1.0},
+    "cwd-gt+det": {**NO_UNLABELED, "distill_loss": "cwd", "distill_mask": "gt", "distill_weight": 1.0,
+                   "distill_det": 1.0},
+    "u-det": {"distill_unlabeled": "demo", "distill_weight": 0.0, "distill_det": 1.0, "distill_det_mode": "online"},
+    "u-det-offline": {"distill_unlabeled": "demo", "distill_weight": 0.0, "distill_det": 1.0,
+                      "distill_det_mode": "offline"},
+    "u-cwd-teacher": {"distill_unlabeled": "demo", "distill_loss": "cwd", "distill_mask": "teacher",
+                      "distill_weight": 1.0, "distill_det": 0},
+    "u-cwd-teacher+det": {"distill_unlabeled": "demo", "distill_loss": "cwd", "distill_mask": "teacher",
+                          "distill_weight": 1.0, "distill_det": 1.0, "distill_det_mode": "online"},
+}
+ARMS.update({f"{name}+sched": {**arm, **SCHEDULE} for name, arm in list(ARMS.items()) if "distill_det" in arm})
 
 
-def settings(losses: list[str], masks: list[str], weights: list[float]) -> list[dict]:
-    """The baseline, then every loss x mask x weight."""
-    rows = [{"setting": "baseline", "distill_weight": 0.0, "loss": "mse", "distill_mask": "none"}]
-    for loss, mask, weight in itertools.product(losses, masks, weights):
-        name = f"{loss}" + ("+gt" if mask == "gt" else "") + (f" w{weight:g}" if len(weights) > 1 else "")
-        rows.append({"setting": name, "distill_weight": weight, "loss": loss, "distill_mask": mask})
-    return rows
+def arm_params(base: DistillParams, name: str, seed: int) -> dict:
+    """The flat params of one arm and seed."""
+    arm = dict(ARMS[name])
+    epochs = base.epochs * arm.pop("epochs_factor", 1)
+    if arm.pop("oracle", False):  # the offline path, fed the true labels (see oracle_labels)
+        arm = {"distill_unlabeled": "demo", "distill_weight": 0.0, "distill_det": 1.0, "distill_det_mode": "offline",
+               "distill_det_conf": 1.0}
+    return {**base.as_dict(), **arm, "epochs": epochs, "seed": seed, "plots": False, "rebuild": False,
+            "run": f"study-{name}-s{seed}"}
 
 
-def run_name(setting: dict, seed: int) -> str:
-    return "study-" + setting["setting"].replace("+", "-").replace(" ", "-") + f"-s{seed}"
+def oracle_labels(params: DistillParams) -> None:
+    """Put the unlabeled images' true label files where the trainer looks for the teacher's offline labels."""
+    images = unlabeled_images(params.unlabeled_source)
+    names = dataset_names(distil.prepare_data(params))
+    key = pseudo_label_key(params.teacher_path, images, params.distill_det_conf, training_imgsz(params.imgsz),
+                           class_map(names, names))
+    folder = params.runs_dir / "pseudo-labels" / key
+    folder.mkdir(parents=True, exist_ok=True)
+    truth = {image: str(Path(image.replace("/images/", "/labels/")).with_suffix(".txt")) for image in images}
+    (folder / INDEX).write_text(json.dumps(truth, indent=1))
+
+
+def evaluate_run(params: DistillParams, checkpoint: Path) -> dict:
+    """mAP50-95 and mAP50 on val and test (Ultralytics' validator)."""
+    data = distil.prepare_data(params)
+    row = {}
+    for split in ("val", "test"):
+        table = distil.evaluate({"model": checkpoint}, data, params.imgsz, params.batch, params.ultralytics_device,
+                                params.enhance, speed_reps=0, split=split)
+        row[f"{split}_map50_95"] = round(float(table.loc["model", "mAP50-95"]), 4)
+        row[f"{split}_map50"] = round(float(table.loc["model", "mAP50"]), 4)
+    return row
+
+
+def done_rows() -> pd.DataFrame:
+    return pd.read_csv(RESULTS) if RESULTS.exists() else pd.DataFrame(columns=COLUMNS)
+
+
+def append_row(row: dict) -> None:
+    """Add one result to the CSV at once (the study may stop at any moment)."""
+    table = pd.concat([done_rows(), pd.DataFrame([row])], ignore_index=True)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    table[COLUMNS].to_csv(RESULTS, index=False)
+
+
+def run_arm(base: DistillParams, name: str, seed: int) -> None:
+    """Train (or reuse, or resume) one arm and seed, evaluate it and record it."""
+    flat = arm_params(base, name, seed)
+    params = DistillParams.load(flat)
+    if ARMS[name].get("oracle"):
+        distil.prepare_data(params)
+        oracle_labels(params)
+    run_dir = params.runs_dir / params.run_name
+    started = time.time()
+    run_dir = distil.train(params, resume=run_state(run_dir) == "interrupted")
+    results = read_results(run_dir)
+    unlabeled = params.distilling and bool(params.distill_unlabeled)
+    per_epoch = base.demo_train * (1 + params.distill_unlabeled_ratio) if unlabeled else base.demo_train
+    append_row({"setting": name, "seed": seed, "unlabeled": unlabeled, **evaluate_run(params, run_dir / "weights" /
+                "best.pt"), "s_per_epoch": round(float(results["time"].iloc[-1]) / len(results), 2),
+                "epochs": len(results), "images_per_epoch": per_epoch, "run": run_dir.name,
+                "finished": time.strftime("%Y-%m-%d %H:%M")})
+    print(f"{name} seed {seed}: {time.time() - started:.0f} s, {done_rows().iloc[-1].to_dict()}", flush=True)
+
+
+def teacher_row(base: DistillParams) -> None:
+    """The teacher on val and test (once)."""
+    if (done_rows()["setting"] == "teacher").any():
+        return
+    append_row({"setting": "teacher", "seed": None, "unlabeled": False, **evaluate_run(base, base.teacher_path),
+                "s_per_epoch": None, "epochs": None, "images_per_epoch": None, "run": str(base.teacher_path),
+                "finished": time.strftime("%Y-%m-%d %H:%M")})
+
+
+def report(rows: pd.DataFrame) -> str:
+    """Markdown: mean ± std over seeds per arm on test (and val), seconds per epoch, gap closed (test)."""
+    runs = rows[rows["setting"] != "teacher"]
+    teacher = rows[rows["setting"] == "teacher"].iloc[0]
+    summary = runs.groupby("setting", sort=False).agg(
+        seeds=("seed", "count"), test=("test_map50_95", "mean"), test_std=("test_map50_95", "std"),
+        test50=("test_map50", "mean"), test50_std=("test_map50", "std"), val=("val_map50_95", "mean"),
+        s_per_epoch=("s_per_epoch", "mean"), unlabeled=("unlabeled", "first"))
+    baselines = summary.loc[[s for s in ("baseline", "baseline-long") if s in summary.index]]
+    best = baselines["test"].idxmax() if len(baselines) else None
+    gap = (teacher["test_map50_95"] - baselines.loc[best, "test"]) if best else math.nan
+
+    def spread(value: float) -> str:
+        return "" if pd.isna(value) else f" ± {value:.3f}"
+
+    lines = [f"| setting | unlabeled | seeds | test mAP50-95 | test mAP50 | val mAP50-95 | s/epoch | gap closed "
+             f"(test, vs {best}) |", "|---|---|---|---|---|---|---|---|",
+             f"| teacher | | | {teacher['test_map50_95']:.3f} | {teacher['test_map50']:.3f} | "
+             f"{teacher['val_map50_95']:.3f} | | |"]
+    for name, row in summary.iterrows():
+        closed = "" if name in baselines.index or not gap > 0 else \
+            f"{(row['test'] - baselines.loc[best, 'test']) / gap:+.0%}"
+        lines.append(f"| {name} | {'yes' if row['unlabeled'] else ''} | {int(row['seeds'])} | {row['test']:.3f}"
+                     f"{spread(row['test_std'])} | {row['test50']:.3f}{spread(row['test50_std'])} | {row['val']:.3f} | "
+                     f"{row['s_per_epoch']:.1f} | {closed} |")
+    if len(baselines):
+        largest = baselines["test_std"].max()
+        lines.append(f"\nLargest seed standard deviation among the baselines (test): {largest:.3f}.")
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--params", default="params/demo.yaml")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--losses", nargs="+", default=["mse", "cwd", "pkd"])
-    parser.add_argument("--masks", nargs="+", default=["none", "gt"])
-    parser.add_argument("--weights", type=float, nargs="+", default=[1.0])
-    parser.add_argument("--out", default="outputs/study")
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--report", action="store_true", help="print the tables from the results file and stop")
     args = parser.parse_args()
-    base = DistillParams.load(args.params, plots=False)
-    out = resolve_path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    started = time.time()
-
-    runs = []
-    for seed, setting in itertools.product(args.seeds, settings(args.losses, args.masks, args.weights)):
-        overrides = {k: v for k, v in setting.items() if k != "setting"}
-        run_dir = distil.train(base, seed=seed, run=run_name(setting, seed), **overrides)
-        results = read_results(run_dir)
-        runs.append({"setting": setting["setting"], "seed": seed, "run": str(run_dir),
-                     "s_per_epoch": float(results["time"].iloc[-1]) / len(results)})
-        print(f"trained {run_dir.name}: {runs[-1]['s_per_epoch']:.1f} s/epoch", flush=True)
-
-    data = distil.prepare_data(base)
-    checkpoints = {"teacher": base.teacher_path, **{Path(r["run"]).name: Path(r["run"]) / "weights" / "best.pt"
-                                                     for r in runs}}
-    teacher = {}
-    for split in ("val", "test"):
-        table = distil.evaluate(checkpoints, data, base.imgsz, base.batch, base.ultralytics_device, base.enhance,
-                                speed_reps=0, split=split)
-        for r in runs:
-            r[f"{split} mAP50-95"] = float(table.loc[Path(r["run"]).name, "mAP50-95"])
-            r[f"{split} mAP50"] = float(table.loc[Path(r["run"]).name, "mAP50"])
-        teacher.update({f"{split} {m}": float(table.loc["teacher", m]) for m in ("mAP50-95", "mAP50")})
-    runs_table = pd.DataFrame(runs)
-    runs_table.to_csv(out / "runs.csv", index=False)
-
-    summary = runs_table.groupby("setting", sort=False).agg(
-        seeds=("seed", "count"),
-        **{f"{s} {m} {f}": (f"{s} {m}", f) for s in ("test", "val") for m in ("mAP50-95", "mAP50")
-           for f in ("mean", "std")},
-        s_per_epoch=("s_per_epoch", "mean"))
-    baseline, top = summary.loc["baseline", "test mAP50-95 mean"], teacher["test mAP50-95"]
-    summary["gap closed (test)"] = [(v - baseline) / (top - baseline) if top - baseline > 1e-9 else math.nan
-                                    for v in summary["test mAP50-95 mean"]]
-    summary.loc["baseline", "gap closed (test)"] = math.nan
-    summary = summary.round(4)
-    summary.to_csv(out / "study.csv")
-
-    command = "python benchmarks/kd_study.py " + " ".join(
-        f"--{k} {' '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in vars(args).items())
-    header = (f"Study: `{command}` on {time.strftime('%Y-%m-%d')}, {len(runs)} runs in "
-              f"{(time.time() - started) / 3600:.2f} h. Teacher ({base.teacher_path.name}): test mAP50-95 "
-              f"{teacher['test mAP50-95']:.3f}, mAP50 {teacher['test mAP50']:.3f}. Student {base.student}, "
-              f"{base.demo_train} training images, {base.epochs} epochs at {base.imgsz} px. Mean ± std over seeds "
-              f"{args.seeds}; settings were compared on `val`, the numbers reported are on `test`.\n\n")
-    lines = ["| setting | test mAP50-95 | test mAP50 | val mAP50-95 | s/epoch | gap closed |",
-             "|---|---|---|---|---|---|"]
-    for name, row in summary.iterrows():
-        gap = "" if math.isnan(row["gap closed (test)"]) else f"{row['gap closed (test)']:+.0%}"
-        lines.append(f"| {name} | {row['test mAP50-95 mean']:.3f} ± {row['test mAP50-95 std']:.3f} | "
-                     f"{row['test mAP50 mean']:.3f} ± {row['test mAP50 std']:.3f} | {row['val mAP50-95 mean']:.3f} | "
-                     f"{row['s_per_epoch']:.1f} | {gap} |")
-    markdown = header + "\n".join(lines) + "\n"
-    (out / "study.md").write_text(markdown)
-    (out / "study.json").write_text(json.dumps({"command": command, "teacher": teacher, "runs": runs}, indent=2))
-    print("\n" + markdown)
-    print(f"written {out}")
+    if args.report:
+        rows = done_rows()
+        print(f"Study results from {RESULTS.relative_to(resolve_path('.'))} ({len(rows)} rows), as of "
+              f"{rows['finished'].max()}, on {platform.processor() or platform.machine()}:\n")
+        print(report(rows))
+        return
+    base = DistillParams.load(args.params)
+    teacher_row(base)
+    done = {(r.setting, int(r.seed)) for r in done_rows().itertuples() if r.setting != "teacher"}
+    for seed in args.seeds:
+        for name in args.arms:
+            if (name, seed) not in done:
+                run_arm(base, name, seed)
+    print(report(done_rows()))
 
 
 if __name__ == "__main__":

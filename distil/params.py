@@ -268,6 +268,7 @@ class ModelParams(Params):
     distill_mask_bg: float = setting("distill_mask_bg")
     distill_det: float = setting("distill_det")
     distill_det_conf: float = setting("distill_det_conf")
+    distill_det_mode: str = setting("distill_det_mode")
     distill_unlabeled: str = setting("distill_unlabeled")
     distill_unlabeled_ratio: float = setting("distill_unlabeled_ratio")
     distill_warmup: float = setting("distill_warmup")

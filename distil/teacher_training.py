@@ -268,3 +268,30 @@ def finish(params: TeacherParams, checkpoint: Path, source: str, data: Path, sta
     (params.teacher_dir / "teacher.json").write_text(json.dumps(report.as_dict(), indent=2))
     write_manifest(params.teacher_dir / "manifest.json", params.as_dict(), started, report=report.as_dict())
     return report
+
+
+def ship(params_file: str, destination: str) -> Path:
+    """Copy the teacher 00_teacher made for these params, with its record, to ``destination`` (``make teacher``).
+
+    The record (``<destination>.json``) holds the params it was made with, its stages, times and mAP; a
+    later ``teacher_cache`` copies it in only for the same params.
+    """
+    params = TeacherParams.load(params_file, teacher_cache="")
+    record = params.teacher_dir / "teacher.json"
+    if not params.teacher_path.exists() or not record.exists():
+        raise SystemExit(f"no teacher made by 00_teacher at {params.teacher_path}: run it first (make teacher)")
+    target = resolve_path(destination)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(params.teacher_path, target)
+    shipped = {**json.loads(record.read_text()), "checkpoint": str(Path(destination)),
+               "manifest": json.loads((params.teacher_dir / "manifest.json").read_text())}
+    target.with_suffix(".json").write_text(json.dumps(shipped, indent=2))
+    return target
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 4 or sys.argv[1] != "ship":
+        raise SystemExit("usage: python -m distil.teacher_training ship <params.yaml> <destination.pt>")
+    print(f"shipped {ship(sys.argv[2], sys.argv[3])}")

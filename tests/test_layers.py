@@ -82,3 +82,17 @@ def test_notebooks_use_only_the_public_surface():
         used = set(re.findall(r"\bdistil\.(\w+)", code)) | set(re.findall(r"from distil import (\w+)", code))
         used |= {m.split(".")[0] for m in re.findall(r"from distil\.([\w.]+) import", code)}
         assert used <= public, f"{notebook.name}: {sorted(used - public)}"
+
+
+def test_every_distillation_setting_is_one_params_field_with_its_default():
+    """Defined once (engine/settings.py): the params classes only refer to it, under the same key."""
+    import dataclasses
+
+    fields = {f.name: f for f in dataclasses.fields(distil.params.ModelParams)}
+    for key, setting in distil.SETTINGS.items():
+        assert key in fields, key
+        field = fields[key]
+        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+        assert default == setting.default and fields[key].metadata.get("setting"), key
+    settings_fields = [f.name for f in dataclasses.fields(distil.engine.DistillSettings)]
+    assert settings_fields == ["distill_model", *distil.SETTINGS]

@@ -5,6 +5,9 @@ Each piece is checked against a direct computation or an invariant that would br
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 from ultralytics.cfg import get_cfg
@@ -258,3 +261,43 @@ def test_no_teacher_runs_and_no_unlabeled_image_is_drawn_while_the_schedule_is_o
     results.columns = results.columns.str.strip()
     assert results["train/det_loss"].tolist()[1] == 0 and results["train/dis_loss"].tolist()[1] == 0
     assert results["train/det_loss"].tolist()[0] > 0
+
+
+def test_offline_the_teacher_labels_the_unlabeled_images_once_and_the_labels_are_reused(tiny_data, rtdetr_teacher,
+                                                                                          tmp_path):
+    from ultralytics import YOLO
+
+    from .conftest import distill_overrides
+
+    folder = tiny_data.parent / "images" / "unlabeled"
+    seen = []
+
+    def record(trainer):
+        batch = trainer.unlabeled.next()
+        seen.append((trainer.distill_model.reads_teacher, len(trainer.unlabeled.dataset.labels),
+                     sum(len(label["cls"]) for label in trainer.unlabeled.dataset.labels), len(batch["cls"])))
+
+    runs = []
+    for name in ("offline-a", "offline-b"):
+        model = YOLO("yolov8n.yaml")
+        model.add_callback("on_train_start", record)
+        model.train(trainer=distil.DistillationTrainer, epochs=1, distill_det=1.0, distill_det_mode="offline",
+                    distill_det_conf=0.05, distill_unlabeled=str(folder),
+                    **distill_overrides(tiny_data, rtdetr_teacher, tmp_path, name, distill_weight=0.0))
+        runs.append(model.trainer)
+    labels = sorted((tmp_path / "pseudo-labels").glob("*/index.json"))
+    assert len(labels) == 1  # one set of labels, made by the first run, reused by the second
+    reads_teacher, images, boxes, _ = seen[0]
+    assert not reads_teacher and images == 16 and boxes > 0  # no teacher pass while training
+    assert seen[0][2] == seen[1][2]
+    index = json.loads(labels[0].read_text())
+    assert sorted(index) == sorted(str(p) for p in folder.glob("*.jpg"))
+    first = next(iter(index.values()))
+    rows = [line.split() for line in Path(first).read_text().splitlines()]
+    assert all(0 <= int(r[0]) < len(NAMES) and all(0 <= float(v) <= 1 for v in r[1:]) for r in rows)
+
+    import pandas as pd
+
+    results = pd.read_csv(tmp_path / "offline-a" / "results.csv")
+    results.columns = results.columns.str.strip()
+    assert results["train/det_loss"].iloc[0] > 0 and "train/dis_loss" not in results.columns

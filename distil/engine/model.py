@@ -44,7 +44,7 @@ from distil.engine.response import ResponseLoss, response_targets
 from distil.engine.schedule import distill_factor
 from distil.engine.settings import DistillSettings
 from distil.engine.teacher import load_teacher
-from distil.engine.teacher_signals import TeacherReader, TeacherSignals, class_map
+from distil.engine.teacher_signals import Detections, TeacherReader, TeacherSignals, class_map
 
 
 def check_student(student: nn.Module) -> None:
@@ -105,9 +105,11 @@ class FeatureDistillationModel(DistillationModel):
                                         [p.teacher.channels for p in self.pairs]).to(device)
         self.feature_loss = build_loss(settings.distill_loss, settings.distill_loss_args)
         self.classes = class_map(self.teacher_model.names, student.names) if settings.distill_det > 0 else None
+        online = settings.distill_det > 0 and settings.distill_det_mode == "online"
         self.reader = TeacherReader(self.teacher_model, self.teacher_feats_idx,
-                                    saliency=settings.distill_mask == "teacher", detections=settings.distill_det > 0,
+                                    saliency=settings.distill_mask == "teacher", detections=online,
                                     conf=settings.distill_det_conf, classes=self.classes)
+        self.reads_teacher = settings.distill_weight > 0 or online  # offline response alone needs no teacher pass
         if settings.distill_mask == "teacher":
             strides = set(self.reader.saliency_strides(self.teacher_model, imgsz))
             missing = sorted({p.stride for p in self.pairs} - strides)
@@ -179,7 +181,7 @@ class FeatureDistillationModel(DistillationModel):
         n_labeled = int(batch.get("n_labeled", len(images)))
         self.steps += 1
         factor = self.factor()
-        signals = self.reader(self.teacher_model, images) if factor > 0 else None
+        signals = self.reader(self.teacher_model, images) if factor > 0 and self.reads_teacher else None
         with self._student_tap.attach(self.student_model) as tap:
             preds = self.student_model(images)
             student_maps = tap.take()
@@ -189,8 +191,9 @@ class FeatureDistillationModel(DistillationModel):
             scale = factor * self.settings.distill_weight * n_labeled
             for pair, value in zip(self.pairs, self.feature_levels(student_maps, signals, batch, n_labeled)):
                 terms[f"dis_{pair.name}"] = scale * value
-        if signals is not None and self.settings.distill_det > 0:
-            targets = response_targets(signals.detections, batch, n_labeled)
+        if factor > 0 and self.settings.distill_det > 0:
+            teacher_boxes = signals.detections if signals is not None else written_by_teacher(batch)
+            targets = response_targets(teacher_boxes, batch, n_labeled)
             response = ResponseLoss(self.student_model.criterion)(parsed(preds), targets).sum()
             terms["det_loss"] = self.finite(factor * self.settings.distill_det * n_labeled * response, "response")
         if self.measure_balance:
@@ -273,6 +276,15 @@ class FeatureDistillationModel(DistillationModel):
             "student_parameters": sum(p.numel() for p in self.student_model.parameters()),
             "adapter_parameters": sum(p.numel() for p in self.projector.parameters()),
         }
+
+
+def written_by_teacher(batch: dict) -> Detections:
+    """The labels the teacher wrote for the unlabeled images of this batch (offline), as full-score targets."""
+    if "pseudo_cls" not in batch:
+        return Detections.empty(batch["img"].device)
+    cls = batch["pseudo_cls"].view(-1)
+    return Detections(batch["pseudo_batch_idx"].view(-1).float(), cls.float(), batch["pseudo_bboxes"].view(-1, 4),
+                      torch.ones_like(cls, dtype=torch.float32))
 
 
 def parsed(preds) -> dict[str, torch.Tensor]:

@@ -23,6 +23,7 @@ from distil.engine.losses import LOSSES, build_loss, loss_arguments
 from distil.paths import resolve_model_file
 
 MASKS = ("none", "gt", "teacher")
+DET_MODES = ("online", "offline")
 
 
 class SettingError(ValueError):
@@ -134,6 +135,8 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in (
             "0 turns it off", number(low=0)),
     Setting("distill_det_conf", 0.5, "teacher score from which a detection becomes a target, in (0, 1)",
             number(0, 1, low_open=True)),
+    Setting("distill_det_mode", "online", "'online': the teacher detects on every augmented batch; 'offline': it "
+            "labels the unlabeled images once before training", choice(lambda: DET_MODES)),
     Setting("distill_unlabeled", "", "images without labels that the teacher teaches on: a folder, a .txt list of "
             "image paths, or 'demo' (params only: the unlabeled split of the demo data); '' = none", image_source),
     Setting("distill_unlabeled_ratio", 1.0, "unlabeled images per labeled image in each batch", number(low=0,
@@ -206,6 +209,7 @@ class DistillSettings:
     distill_mask_bg: float = SETTINGS["distill_mask_bg"].default
     distill_det: float = SETTINGS["distill_det"].default
     distill_det_conf: float = SETTINGS["distill_det_conf"].default
+    distill_det_mode: str = SETTINGS["distill_det_mode"].default
     distill_unlabeled: str = SETTINGS["distill_unlabeled"].default
     distill_unlabeled_ratio: float = SETTINGS["distill_unlabeled_ratio"].default
     distill_warmup: float = SETTINGS["distill_warmup"].default
@@ -238,6 +242,9 @@ class DistillSettings:
             raise SettingError(f"{written.get('distill_weight', 'distill_weight')}=0 and "
                                f"{written.get('distill_det', 'distill_det')}=0: nothing to distil; give a feature "
                                "weight, a detection weight, or train without the teacher (the baseline)")
+        if clean["distill_det_mode"] == "offline" and clean["distill_det"] > 0 and not clean["distill_unlabeled"]:
+            raise SettingError(f"{written.get('distill_det_mode', 'distill_det_mode')}='offline' has the teacher label "
+                               "the unlabeled images: give distill_unlabeled (or use 'online')")
         teacher = values.get("distill_model")
         if not teacher:
             raise SettingError("distill_model is not set: give the teacher checkpoint (.pt) or model YAML")

@@ -44,6 +44,7 @@ from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK
 from ultralytics.utils.torch_utils import unwrap_model
 
 from distil.engine.model import FeatureDistillationModel
+from distil.engine.pseudo_labels import pseudo_labels
 from distil.engine.settings import DistillSettings, canonicalize
 from distil.engine.teacher import teacher_names
 from distil.engine.teacher_signals import class_map
@@ -177,8 +178,14 @@ class DistillationTrainer(EnhancedDetectionTrainer):
             LOGGER.info(f"distil: the teacher is frozen ({count:,} parameters in {quiet.tensors} tensors)")
         s = self.distill_settings
         if s.distill_unlabeled:
+            labels = None
+            if s.distill_det > 0 and s.distill_det_mode == "offline":
+                labels = pseudo_labels(s.distill_model, unlabeled_images(s.distill_unlabeled), s.distill_det_conf,
+                                       training_imgsz(self.args.imgsz), self.distill_model.classes,
+                                       Path(self.save_dir).parent / "pseudo-labels", device=self.device)
             self.unlabeled = UnlabeledBatches(self, s.distill_unlabeled, s.distill_unlabeled_ratio,
-                                              prepare=lambda dataset: enhance_dataset(dataset, self.args.enhance))
+                                              prepare=lambda dataset: enhance_dataset(dataset, self.args.enhance),
+                                              pseudo_labels=labels)
             self.write_record()
 
     def preprocess_batch(self, batch: dict) -> dict:

@@ -60,13 +60,21 @@ def unlabeled_images(source: str | Path) -> list[str]:
 
 
 class UnlabeledDataset(YOLODataset):
-    """A YOLO training dataset whose images have no labels: no label file is read, no cache written."""
+    """A YOLO training dataset of images without labels: no label file beside them is read, no cache written.
+
+    Args:
+        pseudo_labels: Image -> label file the teacher wrote for it (offline response distillation), or None.
+    """
+
+    def __init__(self, *args, pseudo_labels: dict[str, str] | None = None, **kwargs) -> None:
+        self.pseudo_labels = pseudo_labels
+        super().__init__(*args, **kwargs)
 
     def get_img_files(self, img_path) -> list[str]:
         return unlabeled_images(img_path)
 
     def get_labels(self) -> list[dict]:
-        """An empty label per readable image; unreadable ones are skipped with a warning."""
+        """An empty label per readable image (or the teacher's, offline); unreadable ones are skipped."""
         labels, skipped = [], []
         for im_file in self.im_files:
             try:
@@ -74,9 +82,11 @@ class UnlabeledDataset(YOLODataset):
             except Exception:  # any failure to read the header means a damaged file
                 skipped.append(im_file)
                 continue
-            labels.append({"im_file": im_file, "shape": shape, "cls": np.zeros((0, 1), np.float32),
-                           "bboxes": np.zeros((0, 4), np.float32), "segments": [], "keypoints": None,
-                           "normalized": True, "bbox_format": "xywh"})
+            rows = np.zeros((0, 5), np.float32)
+            if self.pseudo_labels is not None and im_file in self.pseudo_labels:
+                rows = np.loadtxt(self.pseudo_labels[im_file], dtype=np.float32, ndmin=2).reshape(-1, 5)
+            labels.append({"im_file": im_file, "shape": shape, "cls": rows[:, :1], "bboxes": rows[:, 1:],
+                           "segments": [], "keypoints": None, "normalized": True, "bbox_format": "xywh"})
         if skipped:
             LOGGER.warning(f"distil: {len(skipped)} unreadable unlabeled image(s) skipped, e.g. {skipped[0]}")
         if not labels:
@@ -95,12 +105,14 @@ class UnlabeledBatches:
         prepare: Called on the dataset once built (the trainer's own dataset preparation, e.g. ``enhance``).
     """
 
-    def __init__(self, trainer, source: str, ratio: float, prepare: Callable[[YOLODataset], None]) -> None:
+    def __init__(self, trainer, source: str, ratio: float, prepare: Callable[[YOLODataset], None],
+                 pseudo_labels: dict[str, str] | None = None) -> None:
         self.batch = max(1, round(trainer.batch_size * ratio))
         self.dataset = UnlabeledDataset(
             img_path=source, imgsz=trainer.args.imgsz, batch_size=self.batch, augment=True, hyp=trainer.args,
             rect=False, cache=None, single_cls=trainer.args.single_cls, stride=int(trainer.stride), pad=0.0,
-            prefix="unlabeled: ", task="detect", classes=None, data=trainer.data, fraction=1.0)
+            prefix="unlabeled: ", task="detect", classes=None, data=trainer.data, fraction=1.0,
+            pseudo_labels=pseudo_labels)
         prepare(self.dataset)
         self.loader = build_dataloader(self.dataset, self.batch, trainer.args.workers, shuffle=True, rank=LOCAL_RANK,
                                        device=trainer.device)
@@ -128,10 +140,15 @@ class UnlabeledBatches:
 def append_images(labeled: dict, unlabeled: dict) -> dict:
     """The labeled batch with the unlabeled images after its own; labels and counts stay the labeled ones'.
 
-    ``n_labeled`` in the result says how many images at the start carry labels.
+    ``n_labeled`` in the result says how many images at the start carry labels. Labels the teacher wrote
+    for the unlabeled images (offline) come as ``pseudo_batch_idx``, ``pseudo_cls``, ``pseudo_bboxes``,
+    their image indices counted in the combined batch.
     """
     combined = dict(labeled)
     combined["img"] = torch.cat([labeled["img"], unlabeled["img"]])
     combined["im_file"] = [*labeled["im_file"], *unlabeled["im_file"]]
     combined["n_labeled"] = len(labeled["img"])
+    combined["pseudo_batch_idx"] = unlabeled["batch_idx"] + len(labeled["img"])
+    combined["pseudo_cls"] = unlabeled["cls"]
+    combined["pseudo_bboxes"] = unlabeled["bboxes"]
     return combined
