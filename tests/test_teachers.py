@@ -31,3 +31,34 @@ def test_weight_zero_trains_the_plain_baseline_under_the_same_schedule(tiny_data
     results = pd.read_csv(run / "results.csv")
     assert not any("dis_" in c for c in results.columns)
     assert json.loads((run / "manifest.json").read_text())["trainer"] == "EnhancedDetectionTrainer"
+
+
+def test_the_demo_teacher_yaml_builds_without_a_scale_warning(tmp_path):
+    import logging
+
+    from ultralytics.utils import LOGGER
+
+    from distil.engine import build_from_yaml
+    from distil.paths import resolve_model_file
+
+    class Collect(logging.Handler):  # Ultralytics' logger does not propagate to pytest's capture
+        def __init__(self):
+            super().__init__()
+            self.messages = []
+
+        def emit(self, record):
+            self.messages.append(record.getMessage())
+
+    collect = Collect()
+    LOGGER.addHandler(collect)
+    try:
+        model = build_from_yaml("rtdetr-demo.yaml")
+        assert not [m for m in collect.messages if "no model scale passed" in m]
+        scaled = tmp_path / "with-scales.yaml"  # the same model written with a scales table warns
+        scaled.write_text(resolve_model_file("rtdetr-demo.yaml", "teacher").read_text() +
+                          "scales:\n  s: [1.0, 1.0, 100000]\n")
+        build_from_yaml(scaled)
+        assert [m for m in collect.messages if "no model scale passed" in m]
+    finally:
+        LOGGER.removeHandler(collect)
+    assert sum(p.numel() for p in model.parameters()) > 9_000_000  # the scaled-down RT-DETR, scales applied
