@@ -11,7 +11,8 @@ and prints ``R = t_distill / (t_student + t_teacher)``: everything above 1 is th
 overhead (hooks, adapters, feature loss, masks, the response targets and their assignment). Target:
 R <= 1.05. By default four paths are measured: features (``mse``), features under the teacher mask,
 the teacher's detections as targets (``det``), and all of them together. The random-weight teacher is
-read with a score threshold of 0.01, so that it does give every image detections to assign.
+read at the score threshold that keeps ``--boxes`` detections per image (20: what a trained teacher
+gives at 0.5 on a busy image), so that its detections cost what real ones would to assign.
 
     python benchmarks/step_overhead.py                        # rtdetr-x -> yolov8s, 320 and 640, CPU
     python benchmarks/step_overhead.py --paths feature --imgsz 640
@@ -52,16 +53,25 @@ PATHS = {
 }
 
 
+def threshold_for(teacher, images: torch.Tensor, boxes: int) -> float:
+    """The score threshold at which the teacher keeps about ``boxes`` detections per image."""
+    with torch.no_grad():
+        y = teacher(images)[0]
+    scores = y[..., 4] if y.shape[-1] == 6 else y[:, 4:].amax(1)  # RT-DETR (B, k, 6) or YOLO (B, 4 + nc, A)
+    return float(scores.flatten().sort(descending=True).values[boxes * len(images) - 1].clamp(1e-6, 1 - 1e-6))
+
+
 def measure(teacher_cfg: str, student_cfg: str, imgsz: int, batch: int, reps: int, device: torch.device,
-            amp: bool, loss: str, path: str) -> dict:
+            amp: bool, loss: str, path: str, boxes: int) -> dict:
     teacher = load_teacher(build_from_yaml(teacher_cfg)).to(device)
     student = build_from_yaml(student_cfg).to(device)
     student.args = get_cfg()
-    settings = DistillSettings(distill_model=teacher_cfg, distill_loss=loss, distill_det_conf=0.01, **PATHS[path])
+    batch_data = make_batch(batch, imgsz, device)
+    conf = threshold_for(teacher, batch_data["img"], boxes)
+    settings = DistillSettings(distill_model=teacher_cfg, distill_loss=loss, distill_det_conf=conf, **PATHS[path])
     wrapper = FeatureDistillationModel(teacher, student, settings, imgsz=imgsz).to(device).train()
     student_optimizer = torch.optim.SGD(student.parameters(), lr=1e-4, momentum=0.9)
     distill_optimizer = torch.optim.SGD([*student.parameters(), *wrapper.projector.parameters()], lr=1e-4, momentum=0.9)
-    batch_data = make_batch(batch, imgsz, device)
     autocast = lambda: torch.autocast(device.type, enabled=amp and device.type == "cuda")  # noqa: E731
 
     def student_step():
@@ -86,7 +96,8 @@ def measure(teacher_cfg: str, student_cfg: str, imgsz: int, batch: int, reps: in
     medians = interleaved_medians(steps, reps, warmup=1, device=device)
     return {
         "teacher": teacher_cfg, "student": student_cfg, "imgsz": imgsz, "batch": batch, "reps": reps,
-        "device": str(device), "amp": amp, "loss": loss, "path": path, "threads": torch.get_num_threads(),
+        "device": str(device), "amp": amp, "loss": loss, "path": path, "teacher_boxes_per_image": boxes,
+        "threads": torch.get_num_threads(),
         **{f"t_{name}_s": round(value, 4) for name, value in medians.items()},
         "R": round(medians["distill"] / (medians["student"] + medians["teacher"]), 3),
         "distill_over_student": round(medians["distill"] / medians["student"], 2),
@@ -104,6 +115,7 @@ def main() -> None:
     parser.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
     parser.add_argument("--loss", default="mse")
     parser.add_argument("--paths", nargs="+", default=list(PATHS), choices=list(PATHS))
+    parser.add_argument("--boxes", type=int, default=20, help="teacher detections per image (response paths)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="outputs/bench/step_overhead.json")
     args = parser.parse_args()
@@ -112,7 +124,8 @@ def main() -> None:
     rows = []
     for imgsz in args.imgsz:
         for path in args.paths:
-            row = measure(args.teacher, args.student, imgsz, args.batch, args.reps, device, args.amp, args.loss, path)
+            row = measure(args.teacher, args.student, imgsz, args.batch, args.reps, device, args.amp, args.loss, path,
+                          args.boxes)
             rows.append(row)
             print(f"{args.teacher} -> {args.student} @ {imgsz}, {path}, batch {args.batch}, {device}"
                   f"{' amp' if args.amp else ''}, {row['threads']} threads: student step {row['t_student_s']:.3f}s, "
