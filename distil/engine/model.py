@@ -181,21 +181,11 @@ class FeatureDistillationModel(DistillationModel):
         n_labeled = int(batch.get("n_labeled", len(images)))
         self.steps += 1
         factor = self.factor()
-        signals = self.reader(self.teacher_model, images) if factor > 0 and self.reads_teacher else None
         with self._student_tap.attach(self.student_model) as tap:
             preds = self.student_model(images)
             student_maps = tap.take()
         regular, items = self.student_model.loss(batch, labeled_part(preds, n_labeled))  # ground truth: labeled only
-        terms: dict[str, torch.Tensor] = {}
-        if signals is not None and self.settings.distill_weight > 0:
-            scale = factor * self.settings.distill_weight * n_labeled
-            for pair, value in zip(self.pairs, self.feature_levels(student_maps, signals, batch, n_labeled)):
-                terms[f"dis_{pair.name}"] = scale * value
-        if factor > 0 and self.settings.distill_det > 0:
-            teacher_boxes = signals.detections if signals is not None else written_by_teacher(batch)
-            targets = response_targets(teacher_boxes, batch, n_labeled)
-            response = ResponseLoss(self.student_model.criterion)(parsed(preds), targets).sum()
-            terms["det_loss"] = self.finite(factor * self.settings.distill_det * n_labeled * response, "response")
+        terms = self.distillation_terms(batch, preds, student_maps, n_labeled, factor) if factor > 0 else {}
         if self.measure_balance:
             self.record_balance(student_maps, regular.sum(), terms, factor, n_labeled, len(images))
         zero = regular.new_zeros(())
@@ -204,6 +194,22 @@ class FeatureDistillationModel(DistillationModel):
         for key in self.loss_keys():  # per labeled image, as Ultralytics logs its own terms
             items[key] = (logged.get(key, zero) / n_labeled).detach()
         return torch.cat([regular, distill.view(1).to(regular.dtype)]), items
+
+    def distillation_terms(self, batch: dict, preds, student_maps: list[torch.Tensor], n_labeled: int,
+                           factor: float) -> dict[str, torch.Tensor]:
+        """Each distillation term of this step, weighted and scheduled: ``dis_<level>`` and ``det_loss``."""
+        signals = self.reader(self.teacher_model, batch["img"]) if self.reads_teacher else None
+        terms = {}
+        if self.settings.distill_weight > 0:
+            scale = factor * self.settings.distill_weight * n_labeled
+            for pair, value in zip(self.pairs, self.feature_levels(student_maps, signals, batch, n_labeled)):
+                terms[f"dis_{pair.name}"] = scale * value
+        if self.settings.distill_det > 0:  # online: what the teacher saw in this batch; offline: what it wrote
+            teacher_boxes = signals.detections if self.reader.want_detections else written_by_teacher(batch)
+            targets = response_targets(teacher_boxes, batch, n_labeled)
+            response = ResponseLoss(self.student_model.criterion)(parsed(preds), targets).sum()
+            terms["det_loss"] = self.finite(factor * self.settings.distill_det * n_labeled * response, "response")
+        return terms
 
     def feature_levels(self, student_maps: list[torch.Tensor], signals: TeacherSignals, batch: dict,
                        n_labeled: int) -> list[torch.Tensor]:
