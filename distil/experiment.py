@@ -62,6 +62,7 @@ def ultralytics_overrides(params: DistillParams, data_yaml: Path) -> dict[str, A
         "workers": params.workers,
         "optimizer": params.optimizer,
         "lr0": params.lr0,
+        "nbs": params.nbs,
         "patience": params.patience,
         "amp": params.amp,
         "mosaic": params.mosaic,

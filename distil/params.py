@@ -447,6 +447,8 @@ class DistillParams(ModelParams):
     epochs: int = param(30, "training epochs")
     optimizer: str = param("auto", "Ultralytics optimizer ('auto', 'SGD', 'AdamW', ...)")
     lr0: float = param(0.01, "initial learning rate")
+    nbs: int = param(64, "nominal batch size: gradients of batches add up to it before each optimizer step (a small "
+                         "dataset learns in fewer epochs with a smaller one)")
     patience: int = param(100, "epochs without improvement before stopping early")
     amp: bool = param(True, "mixed precision on a GPU (the teacher runs under it too)")
     mosaic: float = param(1.0, "probability of mosaic augmentation")
@@ -463,6 +465,8 @@ class DistillParams(ModelParams):
             raise ParamsError(f"parameter epochs={self.epochs} must be >= 1")
         if not 0 < self.fraction <= 1:
             raise ParamsError(f"parameter fraction={self.fraction} must be within (0, 1]")
+        if self.nbs < 1:
+            raise ParamsError(f"parameter nbs={self.nbs} must be >= 1")
         self.require_student()
         if self.distilling:
             self.require_teacher()
