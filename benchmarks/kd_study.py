@@ -138,8 +138,11 @@ def run_arm(base: DistillParams, name: str, seed: int) -> None:
 
 
 def teacher_row(base: DistillParams) -> None:
-    """The teacher on val and test (once)."""
+    """The teacher on val and test (once; later, if it is not trained yet)."""
     if (done_rows()["setting"] == "teacher").any():
+        return
+    if not base.teacher_path.exists():
+        print(f"no teacher at {base.teacher_path} yet: its row comes when it is there (run 00_teacher)")
         return
     append_row({"setting": "teacher", "seed": None, "unlabeled": False, **evaluate_run(base, base.teacher_path),
                 "s_per_epoch": None, "epochs": None, "images_per_epoch": None, "run": str(base.teacher_path),
@@ -149,7 +152,9 @@ def teacher_row(base: DistillParams) -> None:
 def report(rows: pd.DataFrame) -> str:
     """Markdown: mean ± std over seeds per arm on test (and val), seconds per epoch, gap closed (test)."""
     runs = rows[rows["setting"] != "teacher"]
-    teacher = rows[rows["setting"] == "teacher"].iloc[0]
+    teachers = rows[rows["setting"] == "teacher"]
+    teacher = teachers.iloc[0] if len(teachers) else pd.Series(
+        {"test_map50_95": math.nan, "test_map50": math.nan, "val_map50_95": math.nan})
     summary = runs.groupby("setting", sort=False).agg(
         seeds=("seed", "count"), test=("test_map50_95", "mean"), test_std=("test_map50_95", "std"),
         test50=("test_map50", "mean"), test50_std=("test_map50", "std"), val=("val_map50_95", "mean"),
