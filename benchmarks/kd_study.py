@@ -40,7 +40,7 @@ from distil.engine.teacher_signals import class_map
 from distil.engine.trainer import training_imgsz
 from distil.engine.unlabeled import unlabeled_images
 from distil.eval.comparison import dataset_names
-from distil.eval.figures import read_results
+from distil.eval.figures import read_results, training_seconds
 from distil.params import DistillParams
 from distil.paths import resolve_path
 from distil.runs import run_state
@@ -131,7 +131,7 @@ def run_arm(base: DistillParams, name: str, seed: int) -> None:
     unlabeled = params.distilling and bool(params.distill_unlabeled)
     per_epoch = base.demo_train * (1 + params.distill_unlabeled_ratio) if unlabeled else base.demo_train
     append_row({"setting": name, "seed": seed, "unlabeled": unlabeled, **evaluate_run(params, run_dir / "weights" /
-                "best.pt"), "s_per_epoch": round(float(results["time"].iloc[-1]) / len(results), 2),
+                "best.pt"), "s_per_epoch": round(training_seconds(results) / len(results), 2),
                 "epochs": len(results), "images_per_epoch": per_epoch, "run": run_dir.name,
                 "finished": time.strftime("%Y-%m-%d %H:%M")})
     print(f"{name} seed {seed}: {time.time() - started:.0f} s, {done_rows().iloc[-1].to_dict()}", flush=True)

@@ -34,7 +34,7 @@ from ultralytics.utils import LOGGER
 from ultralytics.utils.patches import torch_load
 
 from distil.engine.teacher import detector, is_rtdetr_yaml
-from distil.eval.figures import read_results
+from distil.eval.figures import read_results, training_seconds
 from distil.experiment import prepare_data, use_all_cpu_cores
 from distil.manifest import write_manifest
 from distil.params import ParamsError, TeacherParams
@@ -132,7 +132,8 @@ def train_stage(make_model, name: str, data: Path, params: TeacherParams, epochs
                         **extra)
     results = read_results(run_dir)
     final = results.iloc[-1] if len(results) else {}
-    stage = Stage(name, epochs, str(run_dir), round(float(final.get("time", time.time() - started)), 1),
+    seconds = training_seconds(results) if len(results) else time.time() - started
+    stage = Stage(name, epochs, str(run_dir), round(seconds, 1),
                   float(final.get("metrics/mAP50(B)", 0.0)), float(final.get("metrics/mAP50-95(B)", 0.0)))
     return run_dir / "weights" / "best.pt", stage
 

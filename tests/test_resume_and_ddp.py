@@ -190,3 +190,13 @@ def test_a_checkpoint_from_before_the_package_moved_still_resumes(tmp_path):
     results.columns = results.columns.str.strip()
     assert list(results["epoch"]) == [1, 2, 3]
     assert YOLO(str(work / "run" / "weights" / "best.pt")).model.__class__.__name__ == "DetectionModel"
+
+
+def test_training_time_adds_up_the_segments_of_a_resumed_run():
+    """Ultralytics' ``time`` column restarts from zero on resume; the run's time is every segment's end."""
+    from distil.eval.figures import training_seconds
+
+    uninterrupted = pd.DataFrame({"time": [10.0, 20.0, 30.0]})
+    resumed_twice = pd.DataFrame({"time": [10.0, 20.0, 9.0, 18.0, 11.0]})
+    assert training_seconds(uninterrupted) == 30.0
+    assert training_seconds(resumed_twice) == 20.0 + 18.0 + 11.0

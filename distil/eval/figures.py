@@ -116,6 +116,17 @@ def read_results(run_dir: str | Path) -> pd.DataFrame:
     return table
 
 
+def training_seconds(results: pd.DataFrame) -> float:
+    """A run's training time from its ``results.csv``, resumes included.
+
+    Ultralytics' ``time`` column counts from the start of the current process, so it starts again from
+    zero when a run is resumed: the total is the sum of each segment's last value.
+    """
+    times = results["time"].astype(float).reset_index(drop=True)
+    segment_ends = times[times.shift(-1, fill_value=0.0) < times]  # the last epoch before each restart, and the end
+    return float(segment_ends.sum())
+
+
 def loss_curves(runs: Mapping[str, str | Path]) -> Figure:
     """Detection losses, distillation losses (per level; the response term) and validation mAP50-95 of runs."""
     tables = {label: read_results(path) for label, path in runs.items()}
