@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import time
 from pathlib import Path
@@ -176,9 +177,11 @@ def report(rows: pd.DataFrame) -> str:
         lines.append(f"| {name} | {'yes' if row['unlabeled'] else ''} | {int(row['seeds'])} | {row['test']:.3f}"
                      f"{spread(row['test_std'])} | {row['test50']:.3f}{spread(row['test50_std'])} | {row['val']:.3f} | "
                      f"{row['s_per_epoch']:.1f} | {closed} |")
-    if len(baselines):
+    if len(baselines) and baselines["test_std"].notna().any():
         largest = baselines["test_std"].max()
         lines.append(f"\nLargest seed standard deviation among the baselines (test): {largest:.3f}.")
+    elif len(baselines):
+        lines.append("\nThe baselines have one seed each so far: no seed spread to compare gains with yet.")
     return "\n".join(lines)
 
 
@@ -192,7 +195,7 @@ def main() -> None:
     if args.report:
         rows = done_rows()
         print(f"Study results from {RESULTS.relative_to(resolve_path('.'))} ({len(rows)} rows), as of "
-              f"{rows['finished'].max()}, on {platform.processor() or platform.machine()}:\n")
+              f"{rows['finished'].max()}, on {os.cpu_count()} CPU cores ({platform.machine()}):\n")
         print(report(rows))
         return
     base = DistillParams.load(args.params)

@@ -1,0 +1,48 @@
+"""The study's bookkeeping: each arm's params, and the README table computed from the results file."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pandas as pd
+
+from distil.params import DistillParams
+
+spec = importlib.util.spec_from_file_location("kd_study", Path(__file__).parents[1] / "benchmarks" / "kd_study.py")
+kd_study = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(kd_study)
+
+
+def row(setting: str, seed: int | None, test: float, unlabeled: bool = False) -> dict:
+    return {"setting": setting, "seed": seed, "unlabeled": unlabeled, "val_map50_95": test + 0.01,
+            "test_map50_95": test, "val_map50": test + 0.2, "test_map50": test + 0.2, "s_per_epoch": 10.0}
+
+
+def test_arms_change_only_what_teaches():
+    base = DistillParams.load("params/demo.yaml")
+    baseline, long = kd_study.arm_params(base, "baseline", 1), kd_study.arm_params(base, "baseline-long", 1)
+    assert baseline["teacher"] == "none" and long["epochs"] == 2 * baseline["epochs"] == 2 * base.epochs
+    offline = kd_study.arm_params(base, "u-det-offline", 2)
+    oracle = kd_study.arm_params(base, "oracle", 2)
+    assert offline["distill_det_mode"] == oracle["distill_det_mode"] == "offline"
+    assert oracle["distill_det_conf"] == 1.0 and offline["distill_det_conf"] == base.distill_det_conf
+    assert {k for k in offline if offline[k] != baseline.get(k)} - {"teacher", "run", "seed"} <= {
+        "distill_weight", "distill_det", "distill_det_mode", "distill_unlabeled", "distill_loss", "distill_mask"}
+    assert offline["run"] == "study-u-det-offline-s2" and offline["student"] == baseline["student"]
+
+
+def test_report_gap_closed_is_measured_from_the_better_baseline():
+    rows = pd.DataFrame([row("teacher", None, 0.70), row("baseline", 0, 0.50), row("baseline", 1, 0.52),
+                         row("baseline-long", 0, 0.55), row("baseline-long", 1, 0.57),
+                         row("u-det", 0, 0.62, True), row("u-det", 1, 0.64, True)])
+    table = kd_study.report(rows)
+    line = next(line for line in table.splitlines() if line.startswith("| u-det |"))
+    assert "0.630 ± 0.014" in line and line.rstrip(" |").endswith("+50%")  # (0.63 - 0.56) / (0.70 - 0.56)
+    assert "vs baseline-long" in table and "Largest seed standard deviation among the baselines (test): 0.014" in table
+
+
+def test_report_says_when_there_is_no_seed_spread_yet():
+    table = kd_study.report(pd.DataFrame([row("teacher", None, 0.7), row("baseline", 0, 0.5)]))
+    assert "one seed each" in table and "nan" not in table
+
