@@ -419,7 +419,7 @@ class EvalParams(ModelParams):
         for label, path in self.models().items():
             if label != "teacher" and not path.exists():
                 raise ParamsError(f"the {label} run's {path} was not found; train it with 03_distill first "
-                                  "(distill_weight 0 for the baseline)")
+                                  "(with teacher: none for the baseline)")
 
     @property
     def eval_dir(self) -> Path:

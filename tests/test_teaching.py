@@ -301,3 +301,12 @@ def test_offline_the_teacher_labels_the_unlabeled_images_once_and_the_labels_are
     results = pd.read_csv(tmp_path / "offline-a" / "results.csv")
     results.columns = results.columns.str.strip()
     assert results["train/det_loss"].iloc[0] > 0 and "train/dis_loss" not in results.columns
+
+
+def test_the_diagram_says_what_teaches_besides_the_features():
+    from distil.eval.diagram import beyond_features
+
+    line = beyond_features({"distill_det": 1.0, "distill_det_conf": 0.5, "distill_det_mode": "offline"},
+                           {"images": 2000})
+    assert "detections from score 0.5" in line and "(offline)" in line and "2000 unlabeled images" in line
+    assert "no detection targets" in beyond_features({"distill_det": 0.0}, None)

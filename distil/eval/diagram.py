@@ -74,5 +74,17 @@ def distillation_diagram(run: str | Path | dict) -> Figure:
     arrow(ax, (9.0, n + 0.07), (9.0, n - 0.68), "-")
     ax.set_title(f"Distillation: {loss} on {n} level(s) at imgsz {record.get('imgsz', '?')}"
                  " - gradients flow into the student and the adapters only", fontsize=9)
+    ax.text(5.0, -0.45, beyond_features(settings, record.get("unlabeled")), ha="center", va="center", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def beyond_features(settings: dict, unlabeled: dict | None) -> str:
+    """One line on what teaches besides the features: the teacher's detections and the unlabeled images."""
+    parts = []
+    if settings.get("distill_det", 0) > 0:
+        parts.append(f"the teacher's detections from score {settings.get('distill_det_conf')} as targets "
+                     f"({settings.get('distill_det_mode', 'online')}) x {settings['distill_det']}")
+    if unlabeled:
+        parts.append(f"{unlabeled.get('images', '?')} unlabeled images")
+    return "; ".join(parts) if parts else "labeled images only; no detection targets from the teacher"
