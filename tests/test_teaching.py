@@ -170,6 +170,7 @@ def test_a_yolo_teachers_boxes_go_through_nms_and_into_the_batch_frame(yolo_teac
 
 
 def test_response_loss_scales_class_targets_by_the_teachers_score(tiny_data):
+    torch.manual_seed(0)
     model = student()
     batch = real_batch(tiny_data, "train")
     model.train()
@@ -181,8 +182,10 @@ def test_response_loss_scales_class_targets_by_the_teachers_score(tiny_data):
     ground_truth = model.criterion.get_assigned_targets_and_loss(preds, batch)[1]
     assert torch.allclose(sure, ground_truth, rtol=1e-5)  # score 1: exactly Ultralytics' own loss
     unsure = ResponseLoss(model.criterion)(preds, Detections(full.batch_idx, full.cls, full.bboxes, full.scores * 0.3))
-    assert unsure[0] < sure[0]  # box terms weighted by the smaller targets
-    assert not torch.allclose(unsure[1], sure[1])
+    assert not torch.allclose(unsure[1], sure[1])  # the class targets follow the score
+    # box and DFL terms are means weighted by the class targets: a common scale changes them only where the
+    # targets' sum falls below 1 (Ultralytics clamps it there), and then only downwards
+    assert unsure[0] <= sure[0] * (1 + 1e-5) and unsure[2] <= sure[2] * (1 + 1e-5)
 
 
 # --- the teacher mask ----------------------------------------------------------------------------------
