@@ -45,4 +45,3 @@ def test_report_gap_closed_is_measured_from_the_better_baseline():
 def test_report_says_when_there_is_no_seed_spread_yet():
     table = kd_study.report(pd.DataFrame([row("teacher", None, 0.7), row("baseline", 0, 0.5)]))
     assert "one seed each" in table and "nan" not in table
-

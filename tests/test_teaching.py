@@ -304,6 +304,7 @@ def test_offline_the_teacher_labels_the_unlabeled_images_once_and_the_labels_are
     results = pd.read_csv(tmp_path / "offline-a" / "results.csv")
     results.columns = results.columns.str.strip()
     assert results["train/det_loss"].iloc[0] > 0 and "train/dis_loss" not in results.columns
+    assert not list((tmp_path / "offline-a" / "weights").glob("adapters_*.pt"))  # untaught adapters are not saved
 
 
 def test_the_diagram_says_what_teaches_besides_the_features():

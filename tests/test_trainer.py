@@ -36,6 +36,7 @@ def test_student_and_adapters_were_trained(distilled_run):
     assert len(moved) > len(student) // 2
     adapters = wrapper.projector.state_dict()
     assert all(not torch.equal(v, adapters[k]) for k, v in distilled_run.adapters_before.items())
+    assert (distilled_run.wdir / "adapters_best.pt").exists()  # taught adapters are kept for 04's feature maps
 
 
 def test_optimizer_holds_exactly_student_and_adapters(distilled_run):

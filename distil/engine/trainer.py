@@ -217,13 +217,14 @@ class DistillationTrainer(EnhancedDetectionTrainer):
 
     # records ------------------------------------------------------------------------------
     def save_model(self) -> bool:
-        """Save checkpoints as usual, and the EMA adapters beside them."""
+        """Save checkpoints as usual, and the EMA adapters beside them when the features are taught (with
+        ``distill_weight: 0`` they never train, and a file of them would pass for trained ones)."""
         ema = self.ema.ema if self.ema else None
         if isinstance(ema, FeatureDistillationModel):  # the checkpoint holds the EMA: keep the records there
             live = self.distill_model
             ema.steps, ema.nonfinite, ema.balance = live.steps, list(live.nonfinite), list(live.balance)
         saved = super().save_model()
-        if saved and isinstance(ema, FeatureDistillationModel):
+        if saved and isinstance(ema, FeatureDistillationModel) and self.distill_settings.distill_weight > 0:
             state = {"state_dict": {k: v.detach().cpu() for k, v in ema.projector.state_dict().items()},
                      "levels": self.distill_model.describe()["levels"], "epoch": self.epoch}
             torch.save(state, self.wdir / "adapters_last.pt")
@@ -244,10 +245,10 @@ class DistillationTrainer(EnhancedDetectionTrainer):
                          "labeled_per_batch": self.batch_size,
                          "mixing": "each batch of labeled images gets distill_unlabeled_ratio times as many "
                                    "unlabeled ones appended; an epoch is one pass over the labeled images"}
+        adapters = str(self.wdir / "adapters_best.pt") if self.distill_settings.distill_weight > 0 else None
         record = {**wrapper.describe(), "imgsz": training_imgsz(self.args.imgsz), "unlabeled": unlabeled,
                   "steps": wrapper.steps, "nonfinite": wrapper.nonfinite, "gradient_balance": wrapper.balance,
-                  "weights": {"best": str(self.best), "last": str(self.last),
-                              "adapters": str(self.wdir / "adapters_best.pt")}}
+                  "weights": {"best": str(self.best), "last": str(self.last), "adapters": adapters}}
         Path(self.save_dir).mkdir(parents=True, exist_ok=True)
         (Path(self.save_dir) / RECORD_NAME).write_text(json.dumps(record, indent=2))
 

@@ -91,18 +91,16 @@ def compare_features(teacher: str | Path, student: str | Path, images: Sequence[
     teacher_model = load_teacher(teacher)
     untrained = load_student(student)
     record = Path(run_dir) / "distill.json" if run_dir else None
-    features_taught = True
     if record is not None and record.exists():
-        recorded = json.loads(record.read_text())
-        teacher_layers = [lv["teacher"]["index"] for lv in recorded["levels"]]
-        student_layers = [lv["student"]["index"] for lv in recorded["levels"]]
-        features_taught = recorded["settings"].get("distill_weight", 1.0) > 0  # else its adapters never trained
+        levels = json.loads(record.read_text())["levels"]
+        teacher_layers = [lv["teacher"]["index"] for lv in levels]
+        student_layers = [lv["student"]["index"] for lv in levels]
     pairs = pair_layers(teacher_model, untrained, imgsz, teacher_layers, student_layers)
     t_idx, s_idx = [p.teacher.index for p in pairs], [p.student.index for p in pairs]
     trained = adapters = None
     if run_dir is not None and (Path(run_dir) / "weights" / "best.pt").exists():
         trained = load_student(Path(run_dir) / "weights" / "best.pt")
-        adapters = load_adapters(run_dir) if features_taught else None
+        adapters = load_adapters(run_dir)
     maps = []
     for image in images:
         x = model_input(image, imgsz)
