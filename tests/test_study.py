@@ -20,7 +20,8 @@ def row(setting: str, seed: int | None, test: float, unlabeled: bool = False) ->
 
 
 def test_arms_change_only_what_teaches():
-    base = DistillParams.load("params/demo.yaml")
+    # the shipped teacher: a fresh clone has no outputs/teacher/ yet
+    base = DistillParams.load("params/demo.yaml", teacher="assets/demo-teacher.pt")
     baseline, long = kd_study.arm_params(base, "baseline", 1), kd_study.arm_params(base, "baseline-long", 1)
     assert baseline["teacher"] == "none" and long["epochs"] == 2 * baseline["epochs"] == 2 * base.epochs
     offline = kd_study.arm_params(base, "u-det-offline", 2)
