@@ -47,7 +47,7 @@ from distil.paths import resolve_path
 from distil.runs import run_state
 
 RESULTS = Path(__file__).parent / "results" / "kd_study.csv"
-COLUMNS = ["setting", "seed", "unlabeled", "val_map50_95", "test_map50_95", "val_map50", "test_map50",
+COLUMNS = ["setting", "seed", "labeled", "unlabeled", "val_map50_95", "test_map50_95", "val_map50", "test_map50",
            "s_per_epoch", "epochs", "images_per_epoch", "run", "finished"]
 NO_UNLABELED = {"distill_unlabeled": "", "distill_det_mode": "online"}
 SCHEDULE = {"distill_warmup": 3.0, "distill_stop": 10}
@@ -111,6 +111,15 @@ def done_rows() -> pd.DataFrame:
     return pd.read_csv(RESULTS) if RESULTS.exists() else pd.DataFrame(columns=COLUMNS)
 
 
+def check_same_task(rows: pd.DataFrame, base: DistillParams) -> None:
+    """Refuse to mix runs of another labeled set into the results file (its rows would be taken as done)."""
+    others = sorted({int(n) for n in rows["labeled"].dropna()} - {base.demo_train}) if "labeled" in rows else []
+    if others or ("labeled" not in rows and len(rows)):
+        raise SystemExit(f"{RESULTS} holds runs on {others or 'an unrecorded number of'} labeled images, and "
+                         f"{base.demo_train} are asked for: move it aside (e.g. to kd_study_<n>_labels.csv) to start "
+                         "the study of this task")
+
+
 def append_row(row: dict) -> None:
     """Add one result to the CSV at once (the study may stop at any moment)."""
     table = pd.concat([done_rows(), pd.DataFrame([row])], ignore_index=True)
@@ -131,9 +140,10 @@ def run_arm(base: DistillParams, name: str, seed: int) -> None:
     results = read_results(run_dir)
     unlabeled = params.distilling and bool(params.distill_unlabeled)
     per_epoch = base.demo_train * (1 + params.distill_unlabeled_ratio) if unlabeled else base.demo_train
-    append_row({"setting": name, "seed": seed, "unlabeled": unlabeled, **evaluate_run(params, run_dir / "weights" /
-                "best.pt"), "s_per_epoch": round(training_seconds(results) / len(results), 2),
-                "epochs": len(results), "images_per_epoch": per_epoch, "run": run_dir.name,
+    append_row({"setting": name, "seed": seed, "labeled": base.demo_train, "unlabeled": unlabeled,
+                **evaluate_run(params, run_dir / "weights" / "best.pt"),
+                "s_per_epoch": round(training_seconds(results) / len(results), 2), "epochs": len(results),
+                "images_per_epoch": per_epoch, "run": run_dir.name,
                 "finished": time.strftime("%Y-%m-%d %H:%M")})
     print(f"{name} seed {seed}: {time.time() - started:.0f} s, {done_rows().iloc[-1].to_dict()}", flush=True)
 
@@ -145,7 +155,8 @@ def teacher_row(base: DistillParams) -> None:
     if not base.teacher_path.exists():
         print(f"no teacher at {base.teacher_path} yet: its row comes when it is there (run 00_teacher)")
         return
-    append_row({"setting": "teacher", "seed": None, "unlabeled": False, **evaluate_run(base, base.teacher_path),
+    append_row({"setting": "teacher", "seed": None, "labeled": None, "unlabeled": False,
+                **evaluate_run(base, base.teacher_path),
                 "s_per_epoch": None, "epochs": None, "images_per_epoch": None, "run": str(base.teacher_path),
                 "finished": time.strftime("%Y-%m-%d %H:%M")})
 
@@ -199,6 +210,7 @@ def main() -> None:
         print(report(rows))
         return
     base = DistillParams.load(args.params)
+    check_same_task(done_rows(), base)
     teacher_row(base)
     done = {(r.setting, int(r.seed)) for r in done_rows().itertuples() if r.setting != "teacher"}
     for seed in args.seeds:

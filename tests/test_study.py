@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from distil.params import DistillParams
 
@@ -46,3 +47,11 @@ def test_report_gap_closed_is_measured_from_the_better_baseline():
 def test_report_says_when_there_is_no_seed_spread_yet():
     table = kd_study.report(pd.DataFrame([row("teacher", None, 0.7), row("baseline", 0, 0.5)]))
     assert "one seed each" in table and "nan" not in table
+
+
+def test_results_of_another_labeled_set_are_refused_not_taken_as_done():
+    base = DistillParams.load("params/demo.yaml", teacher="assets/demo-teacher.pt", demo_train=50)
+    kd_study.check_same_task(pd.DataFrame([{**row("baseline", 0, 0.5), "labeled": 50}]), base)  # same task: fine
+    for rows in (pd.DataFrame([{**row("baseline", 0, 0.5), "labeled": 200}]), pd.DataFrame([row("baseline", 0, 0.5)])):
+        with pytest.raises(SystemExit, match="move it aside"):
+            kd_study.check_same_task(rows, base)

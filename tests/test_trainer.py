@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
+from types import SimpleNamespace
 
 import pandas as pd
 import torch
@@ -13,6 +15,7 @@ from ultralytics.nn.tasks import DetectionModel
 
 from distil.data import CLASS_NAMES
 from distil.engine import FeatureDistillationModel
+from distil.experiment import use_all_cpu_cores
 
 
 def test_teacher_is_frozen_bit_identical_and_in_eval_mode(distilled_run):
@@ -95,3 +98,17 @@ def test_best_and_last_are_plain_yolo_loadable_without_distil(distilled_run, tin
     assert out.returncode == 0, out.stderr[-3000:]
     lines = [line.split() for line in out.stdout.splitlines() if line.endswith(" 1")]
     assert [(name, int(count)) for name, count, _ in lines] == [("best.pt", expected), ("last.pt", expected)]
+
+
+def test_training_takes_every_core_unless_omp_num_threads_says_otherwise(monkeypatch):
+    before = torch.get_num_threads()
+    trainer = SimpleNamespace(device=torch.device("cpu"))
+    try:
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        use_all_cpu_cores(trainer)
+        assert torch.get_num_threads() == 1
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        use_all_cpu_cores(trainer)
+        assert torch.get_num_threads() == os.cpu_count()
+    finally:
+        torch.set_num_threads(before)
