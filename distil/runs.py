@@ -27,7 +27,7 @@ from distil.engine.losses import LOSSES, loss_arguments
 from distil.engine.settings import canonicalize
 from distil.params import DistillParams, ParamsError
 
-VOLATILE = {"rebuild", "resume", "plots", "workers", "device", "samples", "outputs"}
+VOLATILE = {"rebuild", "resume", "plots", "workers", "device", "samples", "outputs", "run"}  # run: the folder it is in
 
 
 def run_state(run_dir: Path) -> str:

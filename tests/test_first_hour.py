@@ -61,6 +61,8 @@ def test_interrupted_finished_and_resumed_runs_each_say_what_to_do(tiny_data, tm
     with pytest.raises(ParamsError, match="is finished \\(2 epochs\\).*student: .*best.pt, run: first-baseline-more"):
         distil.train({**params, "resume": True})
     assert distil.train(params) == run  # finished, same params: reused
+    moved = run.rename(run.with_name("renamed"))
+    assert distil.train({**params, "run": "renamed"}) == moved  # the folder's name is not how it was trained
     assert sorted(p.name for p in tmp_path.iterdir()) == ["outputs"]  # nothing written outside outputs
 
 
