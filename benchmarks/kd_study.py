@@ -202,11 +202,16 @@ def main() -> None:
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--report", action="store_true", help="print the tables from the results file and stop")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="the results file --report reads (e.g. an "
+                        "earlier task's, benchmarks/results/kd_study_200_labels.csv)")
     args = parser.parse_args()
     if args.report:
-        rows = done_rows()
-        print(f"Study results from {RESULTS.relative_to(resolve_path('.'))} ({len(rows)} rows), as of "
-              f"{rows['finished'].max()}, on {os.cpu_count()} CPU cores ({platform.machine()}):\n")
+        rows = pd.read_csv(args.results)
+        labeled = ", ".join(str(int(n)) for n in sorted(rows["labeled"].dropna().unique()))
+        where = args.results.resolve().relative_to(resolve_path("."))
+        print(f"Study results from {where} ({len(rows)} rows; students on {labeled} "
+              f"labeled images), as of {rows['finished'].max()}, on {os.cpu_count()} CPU cores "
+              f"({platform.machine()}):\n")
         print(report(rows))
         return
     base = DistillParams.load(args.params)
