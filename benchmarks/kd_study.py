@@ -9,7 +9,9 @@ demo teacher; only what teaches differs:
 - labeled images only: ``cwd-gt`` (the best feature setting of the earlier loss study),
   ``cwd-teacher`` (the teacher mask), ``det`` (the teacher's detections as targets), ``cwd-gt+det``;
 - with the unlabeled images: ``u-det`` (online response), ``u-det-offline`` (the teacher labels them
-  once: self-training), ``u-cwd-teacher`` (features under the teacher mask), ``u-cwd-teacher+det``;
+  once: self-training; ``u-det-offline-b8`` with batches of 8 labeled + 8 unlabeled images, so that it
+  takes about as many optimizer steps as ``baseline-long`` for about as many images), ``u-cwd-teacher``
+  (features under the teacher mask), ``u-cwd-teacher+det``;
   arms named with ``+sched`` add the weight schedule (warm-up, then the last epochs without);
 - ``oracle``: the true labels of the unlabeled images where the teacher's offline labels would be:
   the ceiling, not a competitor.
@@ -64,6 +66,9 @@ ARMS: dict[str, dict] = {
     "u-det": {"distill_unlabeled": "demo", "distill_weight": 0.0, "distill_det": 1.0, "distill_det_mode": "online"},
     "u-det-offline": {"distill_unlabeled": "demo", "distill_weight": 0.0, "distill_det": 1.0,
                       "distill_det_mode": "offline"},
+    # half the labeled batch: about as many optimizer steps and images as baseline-long (8 + 8 per step)
+    "u-det-offline-b8": {"distill_unlabeled": "demo", "distill_weight": 0.0, "distill_det": 1.0,
+                         "distill_det_mode": "offline", "batch": 8, "nbs": 8},
     "u-cwd-teacher": {"distill_unlabeled": "demo", "distill_loss": "cwd", "distill_mask": "teacher",
                       "distill_weight": 1.0, "distill_det": 0},
     "u-cwd-teacher+det": {"distill_unlabeled": "demo", "distill_loss": "cwd", "distill_mask": "teacher",
