@@ -6,6 +6,8 @@ demo teacher; only what teaches differs:
 - ``baseline``: the student on its labeled images, no teacher;
 - ``baseline-long``: the baseline trained on as many images as the arms with unlabeled images see
   (twice the epochs at one unlabeled image per labeled one): equal compute for the student;
+  ``baseline-long-b8`` the same in batches of 8, more optimizer steps for the same images (the fair
+  reference for ``u-det-offline-b8``);
 - labeled images only: ``cwd-gt`` (the best feature setting of the earlier loss study),
   ``cwd-teacher`` (the teacher mask), ``det`` (the teacher's detections as targets), ``cwd-gt+det``;
 - with the unlabeled images: ``u-det`` (online response), ``u-det-offline`` (the teacher labels them
@@ -56,6 +58,7 @@ SCHEDULE = {"distill_warmup": 3.0, "distill_stop": 10}
 ARMS: dict[str, dict] = {
     "baseline": {"teacher": "none"},
     "baseline-long": {"teacher": "none", "epochs_factor": 2},
+    "baseline-long-b8": {"teacher": "none", "epochs_factor": 2, "batch": 8, "nbs": 8},  # as many images, more steps
     "oracle": {"oracle": True},
     "cwd-gt": {**NO_UNLABELED, "distill_loss": "cwd", "distill_mask": "gt", "distill_weight": 1.0, "distill_det": 0},
     "cwd-teacher": {**NO_UNLABELED, "distill_loss": "cwd", "distill_mask": "teacher", "distill_weight": 1.0,
@@ -176,7 +179,7 @@ def report(rows: pd.DataFrame) -> str:
         seeds=("seed", "count"), test=("test_map50_95", "mean"), test_std=("test_map50_95", "std"),
         test50=("test_map50", "mean"), test50_std=("test_map50", "std"), val=("val_map50_95", "mean"),
         s_per_epoch=("s_per_epoch", "mean"), unlabeled=("unlabeled", "first"))
-    baselines = summary.loc[[s for s in ("baseline", "baseline-long") if s in summary.index]]
+    baselines = summary.loc[[s for s in summary.index if s.startswith("baseline")]]  # every labels-only reference
     best = baselines["test"].idxmax() if len(baselines) else None
     gap = (teacher["test_map50_95"] - baselines.loc[best, "test"]) if best else math.nan
 

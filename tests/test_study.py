@@ -55,3 +55,10 @@ def test_results_of_another_labeled_set_are_refused_not_taken_as_done():
     for rows in (pd.DataFrame([{**row("baseline", 0, 0.5), "labeled": 200}]), pd.DataFrame([row("baseline", 0, 0.5)])):
         with pytest.raises(SystemExit, match="move it aside"):
             kd_study.check_same_task(rows, base)
+
+
+def test_every_labels_only_reference_can_be_the_better_baseline():
+    rows = pd.DataFrame([row("teacher", None, 0.70), row("baseline-long", 0, 0.50), row("baseline-long-b8", 0, 0.60),
+                         row("u-det-offline-b8", 0, 0.65, True)])
+    table = kd_study.report(rows)
+    assert "vs baseline-long-b8" in table and "| u-det-offline-b8 |" in table and "+50%" in table
