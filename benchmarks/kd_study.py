@@ -4,8 +4,9 @@ Every arm trains the same student with the same schedule and seeds (params/demo.
 demo teacher; only what teaches differs:
 
 - ``baseline``: the student on its labeled images, no teacher;
-- ``baseline-long``: the baseline trained on as many images as the arms with unlabeled images see
-  (twice the epochs at one unlabeled image per labeled one): equal compute for the student;
+- ``baseline-long``: the baseline trained on about as many images as the arms with unlabeled images see
+  (twice the epochs at one unlabeled image per labeled one; each row's ``images_per_epoch`` counts the
+  unlabeled batch appended to every labeled batch, the last and partial one too): equal compute for the student;
   ``baseline-long-b8`` the same in batches of 8, more optimizer steps for the same images (the fair
   reference for ``u-det-offline-b8``);
 - labeled images only: ``cwd-gt`` (the best feature setting of the earlier loss study),
@@ -135,6 +136,16 @@ def append_row(row: dict) -> None:
     table[COLUMNS].to_csv(RESULTS, index=False)
 
 
+def images_per_epoch(run_dir: Path, labeled: int, epochs: int) -> float:
+    """The labeled images plus the unlabeled ones appended to each of the run's batches (from its ``distill.json``:
+    every batch gets a full unlabeled batch, the last and partial labeled one too)."""
+    path = run_dir / "distill.json"
+    record = json.loads(path.read_text()) if path.exists() else {}
+    if not record.get("unlabeled"):
+        return labeled
+    return labeled + record["steps"] / epochs * record["unlabeled"]["per_batch"]
+
+
 def run_arm(base: DistillParams, name: str, seed: int) -> None:
     """Train (or reuse, or resume) one arm and seed, evaluate it and record it."""
     flat = arm_params(base, name, seed)
@@ -147,11 +158,10 @@ def run_arm(base: DistillParams, name: str, seed: int) -> None:
     run_dir = distil.train(params, resume=run_state(run_dir) == "interrupted")
     results = read_results(run_dir)
     unlabeled = params.distilling and bool(params.distill_unlabeled)
-    per_epoch = base.demo_train * (1 + params.distill_unlabeled_ratio) if unlabeled else base.demo_train
     append_row({"setting": name, "seed": seed, "labeled": base.demo_train, "unlabeled": unlabeled,
                 **evaluate_run(params, run_dir / "weights" / "best.pt"),
                 "s_per_epoch": round(training_seconds(results) / len(results), 2), "epochs": len(results),
-                "images_per_epoch": per_epoch, "run": run_dir.name,
+                "images_per_epoch": images_per_epoch(run_dir, base.demo_train, len(results)), "run": run_dir.name,
                 "finished": time.strftime("%Y-%m-%d %H:%M")})
     print(f"{name} seed {seed}: {time.time() - started:.0f} s, {done_rows().iloc[-1].to_dict()}", flush=True)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -62,3 +63,9 @@ def test_every_labels_only_reference_can_be_the_better_baseline():
                          row("u-det-offline-b8", 0, 0.65, True)])
     table = kd_study.report(rows)
     assert "vs baseline-long-b8" in table and "| u-det-offline-b8 |" in table and "+50%" in table
+
+
+def test_images_per_epoch_counts_the_unlabeled_batch_appended_to_every_labeled_batch(tmp_path):
+    assert kd_study.images_per_epoch(tmp_path, 50, 600) == 50  # labels only: no distill.json
+    (tmp_path / "distill.json").write_text(json.dumps({"steps": 2100, "unlabeled": {"per_batch": 8}}))
+    assert kd_study.images_per_epoch(tmp_path, 50, 300) == 50 + 7 * 8  # 50 labeled in 7 batches of 8
