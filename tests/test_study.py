@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -35,6 +36,14 @@ def test_arms_change_only_what_teaches():
     assert offline["run"] == "study-u-det-offline-s2" and offline["student"] == baseline["student"]
 
 
+def test_the_first_schedule_arms_keep_batches_of_16_whatever_the_demo_takes():
+    base = DistillParams.load("params/demo.yaml", teacher="assets/demo-teacher.pt", batch=8, nbs=8)
+    for name in ("baseline", "baseline-long", "u-det-offline", "oracle"):
+        now, first = kd_study.arm_params(base, name, 0), kd_study.arm_params(base, f"{name}-b16", 0)
+        assert (now["batch"], now["nbs"]) == (8, 8) and (first["batch"], first["nbs"]) == (16, 16)
+        assert {k for k in first if first[k] != now[k]} == {"batch", "nbs", "run"}  # the oracle stays an oracle
+
+
 def test_report_gap_closed_is_measured_from_the_better_baseline():
     rows = pd.DataFrame([row("teacher", None, 0.70), row("baseline", 0, 0.50), row("baseline", 1, 0.52),
                          row("baseline-long", 0, 0.55), row("baseline-long", 1, 0.57),
@@ -59,13 +68,20 @@ def test_results_of_another_labeled_set_are_refused_not_taken_as_done():
 
 
 def test_every_labels_only_reference_can_be_the_better_baseline():
-    rows = pd.DataFrame([row("teacher", None, 0.70), row("baseline-long", 0, 0.50), row("baseline-long-b8", 0, 0.60),
-                         row("u-det-offline-b8", 0, 0.65, True)])
+    rows = pd.DataFrame([row("teacher", None, 0.70), row("baseline-long-b16", 0, 0.50), row("baseline-long", 0, 0.60),
+                         row("u-det-offline", 0, 0.65, True)])
     table = kd_study.report(rows)
-    assert "vs baseline-long-b8" in table and "| u-det-offline-b8 |" in table and "+50%" in table
+    assert "vs baseline-long) |" in table and "| u-det-offline |" in table and "+50%" in table
 
 
 def test_images_per_epoch_counts_the_unlabeled_batch_appended_to_every_labeled_batch(tmp_path):
     assert kd_study.images_per_epoch(tmp_path, 50, 600) == 50  # labels only: no distill.json
     (tmp_path / "distill.json").write_text(json.dumps({"steps": 2100, "unlabeled": {"per_batch": 8}}))
     assert kd_study.images_per_epoch(tmp_path, 50, 300) == 50 + 7 * 8  # 50 labeled in 7 batches of 8
+
+
+def test_the_demo_recipe_is_the_arm_make_study_reports_as_chosen():
+    chosen = re.search(r"^STUDY_CHOSEN \?= (\S+)$", (Path(__file__).parents[1] / "Makefile").read_text(), re.M)[1]
+    demo = DistillParams.load("params/demo.yaml", teacher="assets/demo-teacher.pt").as_dict()
+    arm = kd_study.ARMS[chosen]
+    assert arm and {key: demo[key] for key in arm} == arm  # params/demo.yaml trains what the study chose
