@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
+import torch.distributed as dist
 from ultralytics.cfg import get_cfg
 from ultralytics.data.build import build_dataloader, build_yolo_dataset
 from ultralytics.data.utils import check_det_dataset
@@ -21,7 +23,7 @@ from distil.engine import DistillSettings, FeatureDistillationModel, load_teache
 from distil.engine.response import ResponseLoss, response_targets
 from distil.engine.schedule import distill_factor
 from distil.engine.teacher_signals import ClassMappingError, Detections, TeacherReader, class_map
-from distil.engine.unlabeled import UnlabeledImagesError, append_images, unlabeled_images
+from distil.engine.unlabeled import UnlabeledBatches, UnlabeledImagesError, append_images, unlabeled_images
 
 NAMES = dict(enumerate(CLASS_NAMES))
 
@@ -62,6 +64,21 @@ def test_ground_truth_loss_is_the_same_with_and_without_unlabeled_images(tiny_da
     preds = model.student_model(combined["img"])
     _, naive = model.student_model.loss(combined, preds)
     assert not torch.allclose(naive["cls_loss"], alone["cls_loss"], rtol=1e-3)
+
+
+def test_under_ddp_every_pass_over_the_unlabeled_images_is_a_new_order(tiny_data, tmp_path):
+    """A DistributedSampler orders by seed + epoch: left at one epoch, every pass would repeat the first."""
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
+    try:  # the loader's own trainer attributes, without a training
+        trainer = SimpleNamespace(batch_size=4, args=get_cfg(overrides={"imgsz": 64, "workers": 0}), stride=32,
+                                  device=torch.device("cpu"), data=check_det_dataset(str(tiny_data)))
+        batches = UnlabeledBatches(trainer, str(tiny_data.parent / "images" / "unlabeled"), 1.0, lambda dataset: None,
+                                   rank=0)
+        passes = [[file for _ in range(len(batches.loader)) for file in batches.next()["im_file"]] for _ in range(3)]
+    finally:
+        dist.destroy_process_group()
+    assert all(sorted(order) == sorted(passes[0]) and len(set(order)) == 16 for order in passes)  # each image once
+    assert passes[0] != passes[1] and passes[1] != passes[2]
 
 
 def test_unlabeled_sources_are_checked_before_training(tmp_path, tiny_data):

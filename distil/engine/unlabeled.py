@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.data.distributed import DistributedSampler
 from ultralytics.data.build import build_dataloader
 from ultralytics.data.dataset import YOLODataset
 from ultralytics.data.utils import IMG_FORMATS, check_image
@@ -106,7 +107,7 @@ class UnlabeledBatches:
     """
 
     def __init__(self, trainer, source: str, ratio: float, prepare: Callable[[YOLODataset], None],
-                 pseudo_labels: dict[str, str] | None = None) -> None:
+                 pseudo_labels: dict[str, str] | None = None, rank: int = LOCAL_RANK) -> None:
         self.batch = max(1, round(trainer.batch_size * ratio))
         self.dataset = UnlabeledDataset(
             img_path=source, imgsz=trainer.args.imgsz, batch_size=self.batch, augment=True, hyp=trainer.args,
@@ -114,8 +115,9 @@ class UnlabeledBatches:
             prefix="unlabeled: ", task="detect", classes=None, data=trainer.data, fraction=1.0,
             pseudo_labels=pseudo_labels)
         prepare(self.dataset)
-        self.loader = build_dataloader(self.dataset, self.batch, trainer.args.workers, shuffle=True, rank=LOCAL_RANK,
+        self.loader = build_dataloader(self.dataset, self.batch, trainer.args.workers, shuffle=True, rank=rank,
                                        device=trainer.device)
+        self.passes = 0
         self.iterator = iter(self.loader)
 
     def __len__(self) -> int:
@@ -126,6 +128,9 @@ class UnlabeledBatches:
         try:
             return next(self.iterator)
         except StopIteration:
+            self.passes += 1
+            if isinstance(self.loader.sampler, DistributedSampler):  # under DDP its order is seeded by the pass
+                self.loader.sampler.set_epoch(self.passes)
             self.iterator = iter(self.loader)
             return next(self.iterator)
 
