@@ -85,3 +85,15 @@ def test_the_demo_recipe_is_the_arm_make_study_reports_as_chosen():
     demo = DistillParams.load("params/demo.yaml", teacher="assets/demo-teacher.pt").as_dict()
     arm = kd_study.ARMS[chosen]
     assert arm and {key: demo[key] for key in arm} == arm  # params/demo.yaml trains what the study chose
+
+
+def test_the_goal_is_judged_on_three_seeds_against_the_better_baseline():
+    rows = [row("teacher", None, 0.70), *(row("baseline", seed, 0.50 + 0.01 * seed) for seed in range(3)),
+            *(row("baseline-long", seed, 0.55 + 0.01 * seed) for seed in range(3)),
+            *(row("u-det-offline", seed, 0.64 + 0.001 * seed, True) for seed in range(3)),
+            *(row("det", seed, 0.58, True) for seed in range(3)), row("cwd-gt", 0, 0.69)]
+    table = kd_study.report(pd.DataFrame(rows))
+    assert "- u-det-offline (3 seeds): +0.081 over baseline-long = 8.1 x" in table and "+58% of the gap closed" in table
+    assert table.count("goal met") == 1 and "goal not met" in table
+    assert "- det (3 seeds): +0.020 over baseline-long = 2.0 x" in table
+    assert "- cwd-gt" not in table  # one seed: screened, not judged
