@@ -13,8 +13,8 @@ demo teacher; only what teaches differs:
   ``cwd-teacher`` (the teacher mask), ``det`` (the teacher's detections as targets), ``cwd-gt+det``;
 - with the unlabeled images: ``u-det`` (online response), ``u-det-offline`` (the teacher labels them
   once: self-training; ``u-det-offline-conf0.3`` keeps the teacher's boxes down to score 0.3 instead of
-  0.5), ``u-cwd-teacher``
-  (features under the teacher mask), ``u-cwd-teacher+det``;
+  0.5; ``u-det-offline-long`` trains twice the epochs, as many optimizer steps as ``baseline-long``),
+  ``u-cwd-teacher`` (features under the teacher mask), ``u-cwd-teacher+det``;
   arms named with ``+sched`` add the weight schedule (warm-up, then the last epochs without);
 - ``oracle``: the true labels of the unlabeled images where the teacher's offline labels would be:
   the ceiling, not a competitor;
@@ -75,6 +75,9 @@ ARMS: dict[str, dict] = {
     # more of the teacher's boxes (recall) at the price of more false ones
     "u-det-offline-conf0.3": {"distill_unlabeled": "demo", "distill_weight": 0.0, "distill_det": 1.0,
                               "distill_det_mode": "offline", "distill_det_conf": 0.3},
+    # the recipe trained as long as baseline-long: as many optimizer steps (and twice the images)
+    "u-det-offline-long": {"distill_unlabeled": "demo", "distill_weight": 0.0, "distill_det": 1.0,
+                           "distill_det_mode": "offline", "epochs_factor": 2},
     "u-cwd-teacher": {"distill_unlabeled": "demo", "distill_loss": "cwd", "distill_mask": "teacher",
                       "distill_weight": 1.0, "distill_det": 0},
     "u-cwd-teacher+det": {"distill_unlabeled": "demo", "distill_loss": "cwd", "distill_mask": "teacher",
