@@ -197,6 +197,8 @@ def report(rows: pd.DataFrame) -> str:
         seeds=("seed", "count"), test=("test_map50_95", "mean"), test_std=("test_map50_95", "std"),
         test50=("test_map50", "mean"), test50_std=("test_map50", "std"), val=("val_map50_95", "mean"),
         s_per_epoch=("s_per_epoch", "mean"), unlabeled=("unlabeled", "first"))
+    order = {"baseline": 0, "oracle": 2}  # the references first, the ceiling last, the arms between
+    summary = summary.iloc[sorted(range(len(summary)), key=lambda i: order.get(summary.index[i].split("-")[0], 1))]
     baselines = summary.loc[[s for s in summary.index if s.startswith("baseline")]]  # every labels-only reference
     best = baselines["test"].idxmax() if len(baselines) else None
     gap = (teacher["test_map50_95"] - baselines.loc[best, "test"]) if best else math.nan
