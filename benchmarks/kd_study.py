@@ -256,11 +256,7 @@ def main() -> None:
         print(f"Study results from {where} ({len(rows)} rows; students on {labeled} "
               f"labeled images), as of {rows['finished'].max()}, on {os.cpu_count()} CPU cores "
               f"({platform.machine()}):\n")
-        first = rows["setting"].str.endswith("-b16")  # the first schedule: a table of its own
-        print(report(rows[~first]))
-        if first.any():
-            print("\nThe first schedule, batches of 16 (the `*-b16` arms):\n")
-            print(report(rows[first | (rows["setting"] == "teacher")]))
+        print_report(rows)
         return
     base = DistillParams.load(args.params)
     check_same_task(done_rows(), base)
@@ -270,7 +266,16 @@ def main() -> None:
         for name in args.arms:
             if (name, seed) not in done:
                 run_arm(base, name, seed)
-    print(report(done_rows()))
+    print_report(done_rows())
+
+
+def print_report(rows: pd.DataFrame) -> None:
+    """The study's table, then the first schedule's in a table of its own."""
+    first = rows["setting"].str.endswith("-b16")
+    print(report(rows[~first]))
+    if first.any():
+        print("\nThe first schedule, batches of 16 (the `*-b16` arms):\n")
+        print(report(rows[first | (rows["setting"] == "teacher")]))
 
 
 if __name__ == "__main__":
