@@ -57,6 +57,8 @@ RESULTS = Path(__file__).parent / "results" / "kd_study.csv"
 COLUMNS = ["setting", "seed", "labeled", "unlabeled", "val_map50_95", "test_map50_95", "val_map50", "test_map50",
            "s_per_epoch", "epochs", "images_per_epoch", "run", "finished"]
 NO_UNLABELED = {"distill_unlabeled": "", "distill_det_mode": "online"}
+# self-training: the teacher labels the unlabeled images once, the student learns from those labels
+SELF_TRAINING = {"distill_unlabeled": "demo", "distill_weight": 0.0, "distill_det": 1.0, "distill_det_mode": "offline"}
 SCHEDULE = {"distill_warmup": 3.0, "distill_stop": 10}
 ARMS: dict[str, dict] = {
     "baseline": {"teacher": "none"},
@@ -70,14 +72,11 @@ ARMS: dict[str, dict] = {
     "cwd-gt+det": {**NO_UNLABELED, "distill_loss": "cwd", "distill_mask": "gt", "distill_weight": 1.0,
                    "distill_det": 1.0},
     "u-det": {"distill_unlabeled": "demo", "distill_weight": 0.0, "distill_det": 1.0, "distill_det_mode": "online"},
-    "u-det-offline": {"distill_unlabeled": "demo", "distill_weight": 0.0, "distill_det": 1.0,
-                      "distill_det_mode": "offline"},
+    "u-det-offline": dict(SELF_TRAINING),
     # more of the teacher's boxes (recall) at the price of more false ones
-    "u-det-offline-conf0.3": {"distill_unlabeled": "demo", "distill_weight": 0.0, "distill_det": 1.0,
-                              "distill_det_mode": "offline", "distill_det_conf": 0.3},
+    "u-det-offline-conf0.3": {**SELF_TRAINING, "distill_det_conf": 0.3},
     # the recipe trained as long as baseline-long: as many optimizer steps (and twice the images)
-    "u-det-offline-long": {"distill_unlabeled": "demo", "distill_weight": 0.0, "distill_det": 1.0,
-                           "distill_det_mode": "offline", "epochs_factor": 2},
+    "u-det-offline-long": {**SELF_TRAINING, "epochs_factor": 2},
     "u-cwd-teacher": {"distill_unlabeled": "demo", "distill_loss": "cwd", "distill_mask": "teacher",
                       "distill_weight": 1.0, "distill_det": 0},
     "u-cwd-teacher+det": {"distill_unlabeled": "demo", "distill_loss": "cwd", "distill_mask": "teacher",
@@ -94,8 +93,7 @@ def arm_params(base: DistillParams, name: str, seed: int) -> dict:
     arm = dict(ARMS[name])
     epochs = base.epochs * arm.pop("epochs_factor", 1)
     if arm.pop("oracle", False):  # the offline path, fed the true labels (see oracle_labels)
-        arm = {**arm, "distill_unlabeled": "demo", "distill_weight": 0.0, "distill_det": 1.0,
-               "distill_det_mode": "offline", "distill_det_conf": 1.0}
+        arm = {**arm, **SELF_TRAINING, "distill_det_conf": 1.0}
     return {**base.as_dict(), **arm, "epochs": epochs, "seed": seed, "plots": False, "rebuild": False,
             "run": f"study-{name}-s{seed}"}
 
@@ -198,7 +196,7 @@ def report(rows: pd.DataFrame) -> str:
         test50=("test_map50", "mean"), test50_std=("test_map50", "std"), val=("val_map50_95", "mean"),
         s_per_epoch=("s_per_epoch", "mean"), unlabeled=("unlabeled", "first"))
     order = {"baseline": 0, "oracle": 2}  # the references first, the ceiling last, the arms between
-    summary = summary.iloc[sorted(range(len(summary)), key=lambda i: order.get(summary.index[i].split("-")[0], 1))]
+    summary = summary.loc[sorted(summary.index, key=lambda name: order.get(name.split("-")[0], 1))]
     baselines = summary.loc[[s for s in summary.index if s.startswith("baseline")]]  # every labels-only reference
     best = baselines["test"].idxmax() if len(baselines) else None
     gap = (teacher["test_map50_95"] - baselines.loc[best, "test"]) if best else math.nan

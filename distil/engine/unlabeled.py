@@ -104,6 +104,8 @@ class UnlabeledBatches:
         source: A folder of images or a ``.txt`` list.
         ratio: Unlabeled images per labeled image in a batch.
         prepare: Called on the dataset once built (the trainer's own dataset preparation, e.g. ``enhance``).
+        pseudo_labels: Image -> label file the teacher wrote (offline detections), if any.
+        rank: The process's rank; under DDP each process draws its own share of the images.
     """
 
     def __init__(self, trainer, source: str, ratio: float, prepare: Callable[[YOLODataset], None],
