@@ -1,23 +1,24 @@
 """Does teaching pay? The study behind the README's tables, on the demo, against a converged student.
 
-Every arm trains the same student with the same schedule and seeds (params/demo.yaml), against the
-demo teacher; only what teaches differs:
+Every arm trains the same student with the same seeds against the demo teacher, on the schedule of
+params/demo.yaml (600 epochs of 50 labeled images in batches of 8: 4200 optimizer steps) or half of it
+(the arms of the first schedule); only what teaches, and how long, differs:
 
-- ``baseline``: the student on its labeled images, no teacher;
-- ``baseline-long``: the baseline trained twice the epochs: about as many images as the arms with unlabeled
-  images see (one unlabeled image per labeled one; each row's ``images_per_epoch`` counts the unlabeled batch
-  appended to every labeled batch, the last and partial one too) in twice their optimizer steps: equal compute
-  for the student, and the check that the baseline's schedule is converged; ``baseline-4x`` trains four
-  times the epochs, the same check for ``baseline-long``;
+- ``baseline-long``: the student on its labeled images, no teacher, on the demo's schedule: converged (it
+  stops improving before its end) and as many optimizer steps as the recipe; ``baseline``: the same on half
+  the schedule (as many steps as ``u-det-offline``); ``baseline-4x``: twice the demo's schedule, the check
+  that ``baseline-long`` is converged;
 - labeled images only: ``cwd-gt`` (the best feature setting of the earlier loss study),
   ``cwd-teacher`` (the teacher mask), ``det`` (the teacher's detections as targets), ``cwd-gt+det``;
-- with the unlabeled images: ``u-det`` (online response), ``u-det-offline`` (the teacher labels them
-  once: self-training; ``u-det-offline-conf0.3`` keeps the teacher's boxes down to score 0.3 instead of
-  0.5; ``u-det-offline-long`` trains twice the epochs, as many optimizer steps as ``baseline-long``),
-  ``u-cwd-teacher`` (features under the teacher mask), ``u-cwd-teacher+det``;
+- with the unlabeled images: ``u-det`` (online response), ``u-det-offline-long`` (the teacher labels them
+  once: self-training; the demo's recipe), ``u-det-offline`` (the same on half the schedule;
+  ``u-det-offline-conf0.3`` keeps the teacher's boxes down to score 0.3 instead of 0.5),
+  ``u-cwd-teacher`` (features under the teacher mask), ``u-cwd-teacher+det``; each row's
+  ``images_per_epoch`` counts the unlabeled batch appended to every labeled batch, the last and partial
+  one too;
   arms named with ``+sched`` add the weight schedule (warm-up, then the last epochs without);
-- ``oracle``: the true labels of the unlabeled images where the teacher's offline labels would be:
-  the ceiling, not a competitor;
+- ``oracle``: the true labels of the unlabeled images where the teacher's offline labels would be, on the
+  recipe's schedule: the ceiling, not a competitor;
 - ``*-b16``: the demo's first schedule, batches of 16 (4 optimizer steps an epoch): kept because it showed
   that on 50 labels the student is short of optimizer steps, which is why the demo now takes batches of 8.
 
@@ -60,10 +61,11 @@ NO_UNLABELED = {"distill_unlabeled": "", "distill_det_mode": "online"}
 # self-training: the teacher labels the unlabeled images once, the student learns from those labels
 SELF_TRAINING = {"distill_unlabeled": "demo", "distill_weight": 0.0, "distill_det": 1.0, "distill_det_mode": "offline"}
 SCHEDULE = {"distill_warmup": 3.0, "distill_stop": 10}
+HALF = {"epochs_factor": 0.5}  # the first schedule: 300 epochs, half the demo's
 ARMS: dict[str, dict] = {
-    "baseline": {"teacher": "none"},
-    "baseline-long": {"teacher": "none", "epochs_factor": 2},
-    "baseline-4x": {"teacher": "none", "epochs_factor": 4},
+    "baseline": {"teacher": "none", **HALF},
+    "baseline-long": {"teacher": "none"},
+    "baseline-4x": {"teacher": "none", "epochs_factor": 2},
     "oracle": {"oracle": True},
     "cwd-gt": {**NO_UNLABELED, "distill_loss": "cwd", "distill_mask": "gt", "distill_weight": 1.0, "distill_det": 0},
     "cwd-teacher": {**NO_UNLABELED, "distill_loss": "cwd", "distill_mask": "teacher", "distill_weight": 1.0,
@@ -72,11 +74,11 @@ ARMS: dict[str, dict] = {
     "cwd-gt+det": {**NO_UNLABELED, "distill_loss": "cwd", "distill_mask": "gt", "distill_weight": 1.0,
                    "distill_det": 1.0},
     "u-det": {"distill_unlabeled": "demo", "distill_weight": 0.0, "distill_det": 1.0, "distill_det_mode": "online"},
-    "u-det-offline": dict(SELF_TRAINING),
+    # the recipe: as many optimizer steps as baseline-long, twice its images
+    "u-det-offline-long": dict(SELF_TRAINING),
+    "u-det-offline": {**SELF_TRAINING, **HALF},
     # more of the teacher's boxes (recall) at the price of more false ones
-    "u-det-offline-conf0.3": {**SELF_TRAINING, "distill_det_conf": 0.3},
-    # the recipe trained as long as baseline-long: as many optimizer steps (and twice the images)
-    "u-det-offline-long": {**SELF_TRAINING, "epochs_factor": 2},
+    "u-det-offline-conf0.3": {**SELF_TRAINING, **HALF, "distill_det_conf": 0.3},
     "u-cwd-teacher": {"distill_unlabeled": "demo", "distill_loss": "cwd", "distill_mask": "teacher",
                       "distill_weight": 1.0, "distill_det": 0},
     "u-cwd-teacher+det": {"distill_unlabeled": "demo", "distill_loss": "cwd", "distill_mask": "teacher",
@@ -84,14 +86,14 @@ ARMS: dict[str, dict] = {
 }
 ARMS.update({f"{name}+sched": {**arm, **SCHEDULE} for name, arm in list(ARMS.items()) if "distill_det" in arm})
 BATCH_16 = {"batch": 16, "nbs": 16}  # the first schedule (see the docstring)
-ARMS.update({f"{name}-b16": {**ARMS[name], **BATCH_16} for name in ("baseline", "baseline-long", "u-det-offline",
-                                                                     "oracle")})
+ARMS.update({f"{name}-b16": {**ARMS[name], **BATCH_16} for name in ("baseline", "baseline-long", "u-det-offline")})
+ARMS["oracle-b16"] = {**ARMS["oracle"], **HALF, **BATCH_16}
 
 
 def arm_params(base: DistillParams, name: str, seed: int) -> dict:
     """The flat params of one arm and seed."""
     arm = dict(ARMS[name])
-    epochs = base.epochs * arm.pop("epochs_factor", 1)
+    epochs = round(base.epochs * arm.pop("epochs_factor", 1))
     if arm.pop("oracle", False):  # the offline path, fed the true labels (see oracle_labels)
         arm = {**arm, **SELF_TRAINING, "distill_det_conf": 1.0}
     return {**base.as_dict(), **arm, "epochs": epochs, "seed": seed, "plots": False, "rebuild": False,

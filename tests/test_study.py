@@ -26,7 +26,10 @@ def test_arms_change_only_what_teaches():
     # the shipped teacher: a fresh clone has no outputs/teacher/ yet
     base = DistillParams.load("params/demo.yaml", teacher="assets/demo-teacher.pt")
     baseline, long = kd_study.arm_params(base, "baseline", 1), kd_study.arm_params(base, "baseline-long", 1)
-    assert baseline["teacher"] == "none" and long["epochs"] == 2 * baseline["epochs"] == 2 * base.epochs
+    recipe = kd_study.arm_params(base, "u-det-offline-long", 1)
+    assert baseline["teacher"] == "none" and long["epochs"] == 2 * baseline["epochs"] == base.epochs
+    assert (long["epochs"], long["batch"]) == (recipe["epochs"], recipe["batch"])  # as many optimizer steps
+    assert kd_study.arm_params(base, "oracle", 1)["epochs"] == recipe["epochs"]  # the ceiling of the recipe
     offline = kd_study.arm_params(base, "u-det-offline", 2)
     oracle = kd_study.arm_params(base, "oracle", 2)
     assert offline["distill_det_mode"] == oracle["distill_det_mode"] == "offline"
@@ -38,10 +41,11 @@ def test_arms_change_only_what_teaches():
 
 def test_the_first_schedule_arms_keep_batches_of_16_whatever_the_demo_takes():
     base = DistillParams.load("params/demo.yaml", teacher="assets/demo-teacher.pt", batch=8, nbs=8)
-    for name in ("baseline", "baseline-long", "u-det-offline", "oracle"):
+    for name, epochs in (("baseline", 300), ("baseline-long", 600), ("u-det-offline", 300), ("oracle", 300)):
         now, first = kd_study.arm_params(base, name, 0), kd_study.arm_params(base, f"{name}-b16", 0)
         assert (now["batch"], now["nbs"]) == (8, 8) and (first["batch"], first["nbs"]) == (16, 16)
-        assert {k for k in first if first[k] != now[k]} == {"batch", "nbs", "run"}  # the oracle stays an oracle
+        assert first["epochs"] == epochs  # the schedule its rows were trained on
+        assert {k for k in first if first[k] != now[k]} - {"epochs"} == {"batch", "nbs", "run"}  # an oracle stays one
 
 
 def test_report_gap_closed_is_measured_from_the_better_baseline():
@@ -82,9 +86,10 @@ def test_images_per_epoch_counts_the_unlabeled_batch_appended_to_every_labeled_b
 
 def test_the_demo_recipe_is_the_arm_make_study_reports_as_chosen():
     chosen = re.search(r"^STUDY_CHOSEN \?= (\S+)$", (Path(__file__).parents[1] / "Makefile").read_text(), re.M)[1]
-    demo = DistillParams.load("params/demo.yaml", teacher="assets/demo-teacher.pt").as_dict()
-    arm = kd_study.ARMS[chosen]
-    assert arm and {key: demo[key] for key in arm} == arm  # params/demo.yaml trains what the study chose
+    base = DistillParams.load("params/demo.yaml", teacher="assets/demo-teacher.pt")
+    demo, arm = base.as_dict(), kd_study.arm_params(base, chosen, base.seed)
+    assert {key: demo[key] for key in kd_study.ARMS[chosen]} == kd_study.ARMS[chosen]
+    assert all(demo[key] == arm[key] for key in ("epochs", "batch", "nbs", "distill_det_conf", "teacher"))
 
 
 def test_the_goal_is_judged_on_three_seeds_against_the_better_baseline():
