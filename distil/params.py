@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import json
 import types
 import typing
 from dataclasses import dataclass
@@ -410,7 +411,10 @@ class EvalParams(ModelParams):
     """Parameters of ``04_evaluate``."""
 
     baseline_run: str = param("auto", "run trained without distillation ('auto': <name>-baseline)")
-    distilled_run: str = param("auto", "run trained with distillation ('auto': <name>-<distill_loss>)")
+    distilled_run: str = param("auto", "run trained with distillation ('auto': <name>-<what teaches>, e.g. "
+                                       "demo-det-u)")
+    oracle_run: str = param("auto", "the ceiling, trained on true labels ('auto': study-oracle-s<seed> if the study "
+                                    "ran it; '': none)")
     speed_reps: int = param(20, "timed repetitions per model (after warm-up)")
 
     def validate(self) -> None:
@@ -418,18 +422,36 @@ class EvalParams(ModelParams):
         self.require_teacher()
         for label, path in self.models().items():
             if label != "teacher" and not path.exists():
-                raise ParamsError(f"the {label} run's {path} was not found; train it with 03_distill first "
-                                  "(with teacher: none for the baseline)")
+                how = ("with benchmarks/kd_study.py --arms oracle, or set oracle_run: ''" if label == "oracle" else
+                       "with 03_distill first (with teacher: none for the baseline)")
+                raise ParamsError(f"the {label} run's {path} was not found; train it {how}")
 
     @property
     def eval_dir(self) -> Path:
         return self.outputs_dir / "eval" / self.name
 
     def models(self) -> dict[str, Path]:
-        """Label -> checkpoint of the three models compared."""
-        return {"teacher": self.teacher_path,
-                "baseline": self.run_dir(self.baseline_run, baseline=True) / "weights" / "best.pt",
-                "distilled": self.run_dir(self.distilled_run) / "weights" / "best.pt"}
+        """Label -> checkpoint of the models compared: teacher, baseline, distilled, and the oracle if any."""
+        models = {"teacher": self.teacher_path,
+                  "baseline": self.run_dir(self.baseline_run, baseline=True) / "weights" / "best.pt",
+                  "distilled": self.run_dir(self.distilled_run) / "weights" / "best.pt"}
+        oracle = self.oracle_checkpoint()
+        return {**models, "oracle": oracle} if oracle else models
+
+    def oracle_checkpoint(self) -> Path | None:
+        """The ceiling's checkpoint: a named run, or with 'auto' the study's oracle of this seed, once it finished
+        (it has a manifest) training the same student on the same data."""
+        if not self.oracle_run:
+            return None
+        if self.oracle_run != "auto":
+            return self.runs_dir / self.oracle_run / "weights" / "best.pt"
+        study = self.runs_dir / f"study-oracle-s{self.seed}"
+        manifest = study / "manifest.json"
+        if not manifest.exists():
+            return None
+        trained = json.loads(manifest.read_text())["params"]
+        same = all(trained.get(key) == getattr(self, key) for key in ("name", "data", "student", "imgsz", "seed"))
+        return study / "weights" / "best.pt" if same else None
 
 
 @dataclass

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from distil.params import DistillParams
+from distil.params import DistillParams, EvalParams, ParamsError
 
 spec = importlib.util.spec_from_file_location("kd_study", Path(__file__).parents[1] / "benchmarks" / "kd_study.py")
 kd_study = importlib.util.module_from_spec(spec)
@@ -102,3 +102,24 @@ def test_the_goal_is_judged_on_three_seeds_against_the_better_baseline():
     assert table.count("goal met") == 1 and "goal not met" in table
     assert "- det (3 seeds): +0.020 over baseline-long = 2.0 x" in table
     assert "- cwd-gt" not in table  # one seed: screened, not judged
+
+
+def test_the_evaluation_adds_the_oracle_once_the_study_trained_it_on_the_same_student(tmp_path):
+    overrides = {"teacher": "assets/demo-teacher.pt", "outputs": str(tmp_path)}
+    for run in ("demo-baseline", "demo-det-u"):
+        (tmp_path / "runs" / run / "weights").mkdir(parents=True)
+        (tmp_path / "runs" / run / "weights" / "best.pt").touch()
+    assert list(EvalParams.load("params/demo.yaml", **overrides).models()) == ["teacher", "baseline", "distilled"]
+
+    oracle = tmp_path / "runs" / "study-oracle-s0"
+    (oracle / "weights").mkdir(parents=True)
+    (oracle / "weights" / "best.pt").touch()
+    assert "oracle" not in EvalParams.load("params/demo.yaml", **overrides).models()  # still training: no manifest
+    trained = DistillParams.load("params/demo.yaml", teacher="assets/demo-teacher.pt").as_dict()
+    (oracle / "manifest.json").write_text(json.dumps({"params": {**trained, "student": "yolov8s.yaml"}}))
+    assert "oracle" not in EvalParams.load("params/demo.yaml", **overrides).models()  # another student
+    (oracle / "manifest.json").write_text(json.dumps({"params": trained}))
+    assert EvalParams.load("params/demo.yaml", **overrides).models()["oracle"] == oracle / "weights" / "best.pt"
+    assert "oracle" not in EvalParams.load("params/demo.yaml", oracle_run="", **overrides).models()
+    with pytest.raises(ParamsError, match="the oracle run's .*missing.*not found; train it with benchmarks/kd_study"):
+        EvalParams.load("params/demo.yaml", oracle_run="missing", **overrides)
