@@ -331,3 +331,24 @@ def test_the_diagram_says_what_teaches_besides_the_features():
                            {"images": 2000})
     assert "detections from score 0.5" in line and "(offline)" in line and "2000 unlabeled images" in line
     assert "no detection targets" in beyond_features({"distill_det": 0.0}, None)
+
+
+def test_a_run_without_a_feature_term_is_drawn_as_the_path_of_the_teachers_detections():
+    from matplotlib.text import Text
+
+    from distil.eval.diagram import distillation_diagram
+
+    level = {"level": "p3", "stride": 8, "adapter": {"in_channels": 64, "out_channels": 96},
+             **{role: {"index": 15, "module": "C2f", "channels": 64, "height": 20, "width": 20, "stride": 8}
+                for role in ("teacher", "student")}}
+    settings = {"distill_weight": 1.0, "distill_loss": "mse", "distill_det": 1.0, "distill_det_conf": 0.5,
+                "distill_det_mode": "offline"}
+
+    def texts(weight: float) -> str:
+        record = {"levels": [level], "settings": {**settings, "distill_weight": weight}, "imgsz": 160}
+        return " ".join(t.get_text() for t in distillation_diagram(record).findobj(Text))
+
+    assert "adapter 1x1 conv" in texts(1.0) and "mse loss" in texts(1.0)
+    detections_only = texts(0.0)
+    assert "adapter" not in detections_only and "mse" not in detections_only
+    assert "labels each unlabeled image once" in detections_only and "no feature term" in detections_only

@@ -1,8 +1,10 @@
 """A diagram of one distillation, drawn from the run's own record (``distill.json``).
 
 Teacher on the left, student on the right; one row per level with the hooked layers and their
-shapes, the adapter that maps student channels to teacher channels, and the loss between them.
-Drawn from what the run recorded, so it always shows what really happened.
+shapes, the adapter that maps student channels to teacher channels, and the loss between them. A run
+without a feature term (``distill_weight: 0``, e.g. self-training on the teacher's labels) gets the
+path its teacher's detections take instead. Drawn from what the run recorded, so it always shows what
+really happened.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ def arrow(ax, start: tuple[float, float], end: tuple[float, float], style: str =
 def distillation_diagram(run: str | Path | dict) -> Figure:
     """Draw teacher, hooked layers with shapes, adapters, losses and student of a recorded run."""
     record = read_record(run)
+    if record.get("settings", {}).get("distill_weight") == 0:
+        return detections_diagram(record)
     levels = record["levels"]
     n = len(levels)
     fig = Figure(figsize=(9, 1.3 + 1.05 * n))
@@ -47,12 +51,7 @@ def distillation_diagram(run: str | Path | dict) -> Figure:
     ax.set_xlim(0, 10)
     ax.set_ylim(-0.6, n + 0.9)
     ax.axis("off")
-    teacher_name = Path(str(record.get("teacher", "teacher"))).name
-    box(ax, 1.0, n + 0.35, 1.9, 0.55, f"teacher (frozen)\n{record.get('teacher_type', '')}\n{teacher_name}", "model")
-    params = record.get("student_parameters")
-    box(ax, 9.0, n + 0.35, 1.9, 0.55,
-        f"student (trained)\n{record.get('student_type', '')}" + (f"\n{params / 1e6:.2f} M params" if params else ""),
-        "model")
+    model_boxes(ax, record, n + 0.35)
     settings = record.get("settings", {})
     loss, weight = settings.get("distill_loss", "?"), settings.get("distill_weight", "?")
     mask = settings.get("distill_mask", "none")
@@ -74,6 +73,41 @@ def distillation_diagram(run: str | Path | dict) -> Figure:
     arrow(ax, (9.0, n + 0.07), (9.0, n - 0.68), "-")
     ax.set_title(f"Distillation: {loss} on {n} level(s) at imgsz {record.get('imgsz', '?')}"
                  " - gradients flow into the student and the adapters only", fontsize=9)
+    ax.text(5.0, -0.45, beyond_features(settings, record.get("unlabeled")), ha="center", va="center", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def model_boxes(ax, record: dict, y: float) -> None:
+    """The teacher's box on the left and the student's on the right, at height ``y``."""
+    teacher_name = Path(str(record.get("teacher", "teacher"))).name
+    box(ax, 1.0, y, 1.9, 0.55, f"teacher (frozen)\n{record.get('teacher_type', '')}\n{teacher_name}", "model")
+    params = record.get("student_parameters")
+    box(ax, 9.0, y, 1.9, 0.55,
+        f"student (trained)\n{record.get('student_type', '')}" + (f"\n{params / 1e6:.2f} M params" if params else ""),
+        "model")
+
+
+def detections_diagram(record: dict) -> Figure:
+    """A run taught by the teacher's detections alone: no hooked layers, adapters or feature loss to draw."""
+    settings = record.get("settings", {})
+    fig = Figure(figsize=(9, 2.4))
+    ax = fig.subplots()
+    ax.set_xlim(0, 10)
+    ax.set_ylim(-0.6, 1.0)
+    ax.axis("off")
+    model_boxes(ax, record, 0.35)
+    conf, weight = settings.get("distill_det_conf", "?"), settings.get("distill_det", "?")
+    when = ("labels each unlabeled image once,\nbefore training (label files)"
+            if settings.get("distill_det_mode") == "offline" else "detects on every augmented batch")
+    box(ax, 3.6, 0.35, 2.6, 0.55, f"{when}\nboxes from score {conf}", "teacher")
+    box(ax, 6.5, 0.35, 2.6, 0.55, f"targets through the student's\nassigner: detection loss\n(box, cls, DFL) x {weight}",
+        "loss")
+    arrow(ax, (1.95, 0.35), (2.3, 0.35))
+    arrow(ax, (4.9, 0.35), (5.2, 0.35))
+    arrow(ax, (7.8, 0.35), (8.05, 0.35))
+    ax.set_title(f"Distillation through the teacher's detections at imgsz {record.get('imgsz', '?')}: no feature term "
+                 "(distill_weight 0)", fontsize=9)
     ax.text(5.0, -0.45, beyond_features(settings, record.get("unlabeled")), ha="center", va="center", fontsize=8)
     fig.tight_layout()
     return fig
