@@ -101,8 +101,8 @@ def detections_diagram(record: dict) -> Figure:
     when = ("labels each unlabeled image once,\nbefore training (label files)"
             if settings.get("distill_det_mode") == "offline" else "detects on every augmented batch")
     box(ax, 3.6, 0.35, 2.6, 0.55, f"{when}\nboxes from score {conf}", "teacher")
-    box(ax, 6.5, 0.35, 2.6, 0.55, f"targets through the student's\nassigner: detection loss\n(box, cls, DFL) x {weight}",
-        "loss")
+    loss = f"targets through the student's\nassigner: detection loss\n(box, cls, DFL) x {weight}"
+    box(ax, 6.5, 0.35, 2.6, 0.55, loss, "loss")
     arrow(ax, (1.95, 0.35), (2.3, 0.35))
     arrow(ax, (4.9, 0.35), (5.2, 0.35))
     arrow(ax, (7.8, 0.35), (8.05, 0.35))
