@@ -444,7 +444,7 @@ class EvalParams(ModelParams):
         if not self.oracle_run:
             return None
         if self.oracle_run != "auto":
-            return self.runs_dir / self.oracle_run / "weights" / "best.pt"
+            return self.run_dir(self.oracle_run) / "weights" / "best.pt"
         study = self.runs_dir / f"study-oracle-s{self.seed}"
         manifest = study / "manifest.json"
         if not manifest.exists():
