@@ -42,6 +42,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 import distil
 from distil.engine.pseudo_labels import INDEX, pseudo_label_key
@@ -56,7 +57,7 @@ from distil.runs import run_state
 
 RESULTS = Path(__file__).parent / "results" / "kd_study.csv"
 COLUMNS = ["setting", "seed", "labeled", "unlabeled", "val_map50_95", "test_map50_95", "val_map50", "test_map50",
-           "s_per_epoch", "epochs", "images_per_epoch", "run", "finished"]
+           "s_per_epoch", "epochs", "images_per_epoch", "run", "finished", "machine"]
 NO_UNLABELED = {"distill_unlabeled": "", "distill_det_mode": "online"}
 # self-training: the teacher labels the unlabeled images once, the student learns from those labels
 SELF_TRAINING = {"distill_unlabeled": "demo", "distill_weight": 0.0, "distill_det": 1.0, "distill_det_mode": "offline"}
@@ -124,24 +125,31 @@ def evaluate_run(params: DistillParams, checkpoint: Path) -> dict:
     return row
 
 
-def done_rows() -> pd.DataFrame:
-    return pd.read_csv(RESULTS) if RESULTS.exists() else pd.DataFrame(columns=COLUMNS)
+def done_rows(results: Path) -> pd.DataFrame:
+    return pd.read_csv(results) if results.exists() else pd.DataFrame(columns=COLUMNS)
 
 
-def check_same_task(rows: pd.DataFrame, base: DistillParams) -> None:
+def machine() -> str:
+    """What trained a row: its GPU, or the CPU cores (rows from before this column are the 2-core CPU's)."""
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"{os.cpu_count()} CPU cores ({platform.machine()})"
+
+
+def check_same_task(rows: pd.DataFrame, base: DistillParams, results: Path) -> None:
     """Refuse to mix runs of another labeled set into the results file (its rows would be taken as done)."""
     others = sorted({int(n) for n in rows["labeled"].dropna()} - {base.demo_train}) if "labeled" in rows else []
     if others or ("labeled" not in rows and len(rows)):
-        raise SystemExit(f"{RESULTS} holds runs on {others or 'an unrecorded number of'} labeled images, and "
+        raise SystemExit(f"{results} holds runs on {others or 'an unrecorded number of'} labeled images, and "
                          f"{base.demo_train} are asked for: move it aside (e.g. to kd_study_<n>_labels.csv) to start "
                          "the study of this task")
 
 
-def append_row(row: dict) -> None:
+def append_row(results: Path, row: dict) -> None:
     """Add one result to the CSV at once (the study may stop at any moment)."""
-    table = pd.concat([done_rows(), pd.DataFrame([row])], ignore_index=True)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    table[COLUMNS].to_csv(RESULTS, index=False)
+    table = pd.concat([done_rows(results), pd.DataFrame([{**row, "machine": machine()}])], ignore_index=True)
+    results.parent.mkdir(parents=True, exist_ok=True)
+    table.reindex(columns=COLUMNS).to_csv(results, index=False)
 
 
 def images_per_epoch(run_dir: Path, labeled: int, epochs: int) -> float:
@@ -154,7 +162,7 @@ def images_per_epoch(run_dir: Path, labeled: int, epochs: int) -> float:
     return labeled + record["steps"] / epochs * record["unlabeled"]["per_batch"]
 
 
-def run_arm(base: DistillParams, name: str, seed: int) -> None:
+def run_arm(base: DistillParams, name: str, seed: int, results: Path) -> None:
     """Train (or reuse, or resume) one arm and seed, evaluate it and record it."""
     flat = arm_params(base, name, seed)
     params = DistillParams.load(flat)
@@ -164,24 +172,24 @@ def run_arm(base: DistillParams, name: str, seed: int) -> None:
     run_dir = params.runs_dir / params.run_name
     started = time.time()
     run_dir = distil.train(params, resume=run_state(run_dir) == "interrupted")
-    results = read_results(run_dir)
+    epochs = read_results(run_dir)
     unlabeled = params.distilling and bool(params.distill_unlabeled)
-    append_row({"setting": name, "seed": seed, "labeled": base.demo_train, "unlabeled": unlabeled,
-                **evaluate_run(params, run_dir / "weights" / "best.pt"),
-                "s_per_epoch": round(training_seconds(results) / len(results), 2), "epochs": len(results),
-                "images_per_epoch": images_per_epoch(run_dir, base.demo_train, len(results)), "run": run_dir.name,
-                "finished": time.strftime("%Y-%m-%d %H:%M")})
-    print(f"{name} seed {seed}: {time.time() - started:.0f} s, {done_rows().iloc[-1].to_dict()}", flush=True)
+    append_row(results, {"setting": name, "seed": seed, "labeled": base.demo_train, "unlabeled": unlabeled,
+                         **evaluate_run(params, run_dir / "weights" / "best.pt"),
+                         "s_per_epoch": round(training_seconds(epochs) / len(epochs), 2), "epochs": len(epochs),
+                         "images_per_epoch": images_per_epoch(run_dir, base.demo_train, len(epochs)),
+                         "run": run_dir.name, "finished": time.strftime("%Y-%m-%d %H:%M")})
+    print(f"{name} seed {seed}: {time.time() - started:.0f} s, {done_rows(results).iloc[-1].to_dict()}", flush=True)
 
 
-def teacher_row(base: DistillParams) -> None:
+def teacher_row(base: DistillParams, results: Path) -> None:
     """The teacher on val and test (once; later, if it is not trained yet)."""
-    if (done_rows()["setting"] == "teacher").any():
+    if (done_rows(results)["setting"] == "teacher").any():
         return
     if not base.teacher_path.exists():
         print(f"no teacher at {base.teacher_path} yet: its row comes when it is there (run 00_teacher)")
         return
-    append_row({"setting": "teacher", "seed": None, "labeled": None, "unlabeled": False,
+    append_row(results, {"setting": "teacher", "seed": None, "labeled": None, "unlabeled": False,
                 **evaluate_run(base, base.teacher_path),
                 "s_per_epoch": None, "epochs": None, "images_per_epoch": None, "run": str(base.teacher_path),
                 "finished": time.strftime("%Y-%m-%d %H:%M")})
@@ -246,27 +254,27 @@ def main() -> None:
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--report", action="store_true", help="print the tables from the results file and stop")
-    parser.add_argument("--results", type=Path, default=RESULTS, help="the results file --report reads (e.g. an "
-                        "earlier task's, benchmarks/results/kd_study_200_labels.csv)")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="the results file: rows are added to it and "
+                        "--report reads it (e.g. an earlier task's, benchmarks/results/kd_study_200_labels.csv)")
     args = parser.parse_args()
     if args.report:
         rows = pd.read_csv(args.results)
         labeled = ", ".join(str(int(n)) for n in sorted(rows["labeled"].dropna().unique()))
         where = args.results.resolve().relative_to(resolve_path("."))
+        machines = ", ".join(sorted(set(rows["machine"].dropna()))) if "machine" in rows else ""
         print(f"Study results from {where} ({len(rows)} rows; students on {labeled} "
-              f"labeled images), as of {rows['finished'].max()}, on {os.cpu_count()} CPU cores "
-              f"({platform.machine()}):\n")
+              f"labeled images), as of {rows['finished'].max()}, on {machines or machine()}:\n")
         print_report(rows)
         return
     base = DistillParams.load(args.params)
-    check_same_task(done_rows(), base)
-    teacher_row(base)
-    done = {(r.setting, int(r.seed)) for r in done_rows().itertuples() if r.setting != "teacher"}
+    check_same_task(done_rows(args.results), base, args.results)
+    teacher_row(base, args.results)
+    done = {(r.setting, int(r.seed)) for r in done_rows(args.results).itertuples() if r.setting != "teacher"}
     for seed in args.seeds:
         for name in args.arms:
             if (name, seed) not in done:
-                run_arm(base, name, seed)
-    print_report(done_rows())
+                run_arm(base, name, seed, args.results)
+    print_report(done_rows(args.results))
 
 
 def print_report(rows: pd.DataFrame) -> None:

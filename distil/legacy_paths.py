@@ -35,7 +35,15 @@ MOVED = {
 }
 
 
+WIDGETS = {"ipywidgets", "IPython", "traitlets", "comm"}  # the notebooks' extras; training runs without them
+
+
 def install() -> None:
-    """Make every old module path resolve to its new module."""
+    """Make every old module path resolve to its new module (the widget controls' only where ipywidgets is
+    installed: training, e.g. on a bare GPU machine, needs none of it)."""
     for old, new in MOVED.items():
-        sys.modules.setdefault(old, importlib.import_module(new))
+        try:
+            sys.modules.setdefault(old, importlib.import_module(new))
+        except ModuleNotFoundError as error:
+            if error.name not in WIDGETS:
+                raise

@@ -129,7 +129,7 @@ def train_stage(make_model, name: str, data: Path, params: TeacherParams, epochs
             model.train(data=str(data), epochs=epochs, imgsz=params.imgsz, batch=params.batch,
                         device=params.ultralytics_device, workers=params.workers, seed=params.seed,
                         deterministic=False, project=str(params.teacher_dir), name=name, exist_ok=True, plots=False,
-                        **extra)
+                        time=params.time or None, **extra)
     results = read_results(run_dir)
     final = results.iloc[-1] if len(results) else {}
     seconds = training_seconds(results) if len(results) else time.time() - started
@@ -146,7 +146,7 @@ def encoder_layers(model_yaml: str | Path) -> int:
 
 TEACHER_KEYS = ("data", "imgsz", "batch", "seed", "demo_val", "demo_test", "demo_seed", "demo_imgsz", "enhance",
                 "teacher_weights", "teacher_model", "teacher_train", "teacher_encoder_epochs", "teacher_epochs",
-                "teacher_freeze_encoder", "teacher_lr0")
+                "teacher_freeze_encoder", "teacher_lr0", "time")
 
 
 def teacher_defining(params: TeacherParams) -> dict:
@@ -293,6 +293,10 @@ def ship(params_file: str, destination: str) -> Path:
 if __name__ == "__main__":
     import sys
 
-    if len(sys.argv) != 4 or sys.argv[1] != "ship":
-        raise SystemExit("usage: python -m distil.teacher_training ship <params.yaml> <destination.pt>")
-    print(f"shipped {ship(sys.argv[2], sys.argv[3])}")
+    if sys.argv[1:2] == ["ship"] and len(sys.argv) == 4:
+        print(f"shipped {ship(sys.argv[2], sys.argv[3])}")
+    elif sys.argv[1:2] == ["train"] and len(sys.argv) == 3:  # 00_teacher's work, where Jupyter is not installed
+        print(json.dumps(prepare_teacher(TeacherParams.load(sys.argv[2])).as_dict(), indent=2))
+    else:
+        raise SystemExit("usage: python -m distil.teacher_training ship <params.yaml> <destination.pt>\n"
+                         "       python -m distil.teacher_training train <params.yaml>")

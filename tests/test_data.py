@@ -79,6 +79,14 @@ def test_existing_dataset_is_reused_and_nothing_else_is_overwritten(tmp_path):
     assert json.loads((replaced.parent / "dataset.json").read_text())["settings"]["n_train"] == 5
 
 
+def test_processes_drawing_in_parallel_write_the_same_dataset(tmp_path):
+    settings = {"n_train": 12, "n_val": 4, "n_test": 3, "n_unlabeled": 5, "imgsz": 64, "seed": 3}
+    serial = make_demo_dataset(tmp_path / "serial", workers=1, **settings).parent
+    parallel = make_demo_dataset(tmp_path / "parallel", workers=2, **settings).parent
+    assert digest(parallel) == digest(serial) and digest(serial)[1] == 2 * 24
+    assert (parallel / "dataset.json").read_text() == (serial / "dataset.json").read_text()
+
+
 def test_bad_settings_are_refused_before_writing(tmp_path):
     with pytest.raises(ValueError, match="imgsz must be >= 32.*fault_fraction must be within"):
         make_demo_dataset(tmp_path / "x", imgsz=8, fault_fraction=2.0)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import distil
@@ -96,3 +98,14 @@ def test_every_distillation_setting_is_one_params_field_with_its_default():
         assert default == setting.default and fields[key].metadata.get("setting"), key
     settings_fields = [f.name for f in dataclasses.fields(distil.engine.DistillSettings)]
     assert settings_fields == ["distill_model", *distil.SETTINGS]
+
+
+def test_training_needs_none_of_the_notebook_extras():
+    """A bare GPU machine has PyTorch and Ultralytics, not Jupyter: training, the teacher and the study import
+    without ipywidgets, IPython, papermill or voila."""
+    blocked = ("ipywidgets", "IPython", "traitlets", "comm", "papermill", "voila", "nbformat")
+    code = (f"import sys; sys.modules.update(dict.fromkeys({blocked!r})); "
+            "import distil, distil.teacher_training, runpy; "
+            "runpy.run_path('benchmarks/kd_study.py', run_name='kd_study')")
+    run = subprocess.run([sys.executable, "-c", code], cwd=PACKAGE.parent, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from distil.params import DistillParams, EvalParams, ParamsError
 
+ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("kd_study", Path(__file__).parents[1] / "benchmarks" / "kd_study.py")
 kd_study = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(kd_study)
@@ -65,10 +67,10 @@ def test_report_says_when_there_is_no_seed_spread_yet():
 
 def test_results_of_another_labeled_set_are_refused_not_taken_as_done():
     base = DistillParams.load("params/demo.yaml", teacher="assets/demo-teacher.pt", demo_train=50)
-    kd_study.check_same_task(pd.DataFrame([{**row("baseline", 0, 0.5), "labeled": 50}]), base)  # same task: fine
+    kd_study.check_same_task(pd.DataFrame([{**row("baseline", 0, 0.5), "labeled": 50}]), base, kd_study.RESULTS)
     for rows in (pd.DataFrame([{**row("baseline", 0, 0.5), "labeled": 200}]), pd.DataFrame([row("baseline", 0, 0.5)])):
         with pytest.raises(SystemExit, match="move it aside"):
-            kd_study.check_same_task(rows, base)
+            kd_study.check_same_task(rows, base, kd_study.RESULTS)
 
 
 def test_every_labels_only_reference_can_be_the_better_baseline():
@@ -90,6 +92,15 @@ def test_the_demo_recipe_is_the_arm_make_study_reports_as_chosen():
     demo, arm = base.as_dict(), kd_study.arm_params(base, chosen, base.seed)
     assert {key: demo[key] for key in kd_study.ARMS[chosen]} == kd_study.ARMS[chosen]
     assert all(demo[key] == arm[key] for key in ("epochs", "batch", "nbs", "distill_det_conf", "teacher"))
+
+
+def test_the_gpu_demo_is_the_demo_drawn_larger_and_capped_in_time():
+    """params/demo-gpu.yaml differs from the demo only in size, place and time: its numbers are the same recipe's."""
+    demo = yaml.safe_load((ROOT / "params" / "demo.yaml").read_text())
+    gpu = yaml.safe_load((ROOT / "params" / "demo-gpu.yaml").read_text())
+    changed = {key for key in demo.keys() & gpu.keys() if demo[key] != gpu[key]}
+    assert changed == {"name", "imgsz", "demo_imgsz"} and gpu["time"] > 0 and gpu["outputs"] != "outputs"
+    assert set(demo) - set(gpu) <= {"teacher_cache", "samples", "speed_reps"}  # no shipped teacher at 640 px
 
 
 def test_the_goal_is_judged_on_three_seeds_against_the_better_baseline():

@@ -22,8 +22,12 @@ teacher and the student train on the first images of ``train``. Its true labels 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import multiprocessing
+import os
 import shutil
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -36,6 +40,7 @@ from distil.data.yolo import load_images, split_images
 CLASS_NAMES = ("disc", "hexagon", "square", "rhombus", "triangle", "star")
 FAULTS = ("colour_cast", "underexposed", "overexposed", "low_contrast", "noise", "blur")
 SPLITS = {"train": 0, "val": 1, "test": 2, "unlabeled": 3}
+PARALLEL_FROM = 500  # images from which generation runs in parallel
 
 
 @dataclass(frozen=True)
@@ -245,6 +250,21 @@ def yolo_label_lines(objects: list[SceneObject], size: int) -> list[str]:
     return lines
 
 
+def write_image(root: Path, settings: DemoSettings, split: str, index: int) -> tuple[str, dict]:
+    """Draw one image, write it and its labels; its entry in ``dataset.json``."""
+    image, objects, fault = generate_image(settings, split, index)
+    stem = f"{split}_{index:05d}"
+    cv2.imwrite(str(root / "images" / split / f"{stem}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    lines = yolo_label_lines(objects, settings.imgsz)
+    (root / "labels" / split / f"{stem}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
+    return f"{split}/{stem}.jpg", {"fault": fault, "objects": len(objects)}
+
+
+def generation_workers(n_images: int) -> int:
+    """Processes worth starting for ``n_images`` (each spends seconds importing before it draws anything)."""
+    return min(os.cpu_count() or 1, 16) if n_images >= PARALLEL_FROM else 1
+
+
 def read_dataset_record(root: Path) -> dict | None:
     """The ``dataset.json`` (settings and per-image faults) of an existing demo dataset, or None."""
     path = root / "dataset.json"
@@ -252,7 +272,7 @@ def read_dataset_record(root: Path) -> dict | None:
 
 
 def make_demo_dataset(root: str | Path, settings: DemoSettings | None = None, overwrite: bool = False,
-                      **fields) -> Path:
+                      workers: int | None = None, **fields) -> Path:
     """Write the demo dataset under ``root`` in YOLO layout and return its ``data.yaml``.
 
     A folder that already holds a dataset made with the same settings is reused as is. A folder
@@ -263,6 +283,8 @@ def make_demo_dataset(root: str | Path, settings: DemoSettings | None = None, ov
         settings: What to generate (`DemoSettings`); its fields may also be given as keywords,
             e.g. ``make_demo_dataset(root, n_train=16, n_val=8, imgsz=64)``.
         overwrite: Replace a folder that holds something else.
+        workers: Processes that draw the images (the same bytes whatever their number); None: one per CPU
+            core for a large dataset, where starting them pays (at 640 px an image takes about 0.1 s).
 
     Returns:
         Path of ``data.yaml`` (its ``train``/``val`` paths are absolute).
@@ -276,7 +298,6 @@ def make_demo_dataset(root: str | Path, settings: DemoSettings | None = None, ov
         raise TypeError(f"make_demo_dataset: unknown setting {', '.join(unknown)}; DemoSettings has "
                         f"{', '.join(f.name for f in dataclasses.fields(DemoSettings))}")
     settings = dataclasses.replace(settings or DemoSettings(), **fields)
-    imgsz = settings.imgsz
     check_settings(settings)
     root = Path(root).expanduser().resolve()
     manifest = read_dataset_record(root)
@@ -289,21 +310,20 @@ def make_demo_dataset(root: str | Path, settings: DemoSettings | None = None, ov
                 f"{root} already holds {found}; choose another folder or pass overwrite=True to replace it")
         shutil.rmtree(root)
 
-    images: dict[str, dict] = {}
     counts = {"train": settings.n_train, "val": settings.n_val, "test": settings.n_test,
               "unlabeled": settings.n_unlabeled}
-    for split, count in counts.items():
-        if count == 0:
-            continue
+    jobs = [(split, index) for split, count in counts.items() for index in range(count)]
+    for split in {split for split, _ in jobs}:
         (root / "images" / split).mkdir(parents=True, exist_ok=True)
         (root / "labels" / split).mkdir(parents=True, exist_ok=True)
-        for index in range(count):
-            image, objects, fault = generate_image(settings, split, index)
-            stem = f"{split}_{index:05d}"
-            cv2.imwrite(str(root / "images" / split / f"{stem}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
-            lines = yolo_label_lines(objects, imgsz)
-            (root / "labels" / split / f"{stem}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
-            images[f"{split}/{stem}.jpg"] = {"fault": fault, "objects": len(objects)}
+    write = functools.partial(write_image, root, settings)
+    workers = generation_workers(len(jobs)) if workers is None else workers
+    if workers > 1:  # spawned, not forked: OpenCV's thread pool does not survive a fork
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            written = list(pool.map(write, *zip(*jobs), chunksize=32))
+    else:
+        written = [write(split, index) for split, index in jobs]
+    images = dict(written)
 
     data_yaml = root / "data.yaml"
     data = {
