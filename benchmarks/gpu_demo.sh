@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The demo at 640 px on a GPU, in one go: data, teacher, then the baseline and the distilled student side by
-# side on the same card (params/demo-gpu.yaml caps each training run by its `time`), each evaluated on val and
+# side on the same card (params/demo-gpu.yaml caps each training run by its `hours`), each evaluated on val and
 # test by benchmarks/kd_study.py. Rows go to the results file, tagged with the GPU's name.
 #   bash benchmarks/gpu_demo.sh [params.yaml] [results.csv]
 set -euo pipefail

@@ -57,7 +57,7 @@ def ultralytics_overrides(params: DistillParams, data_yaml: Path) -> dict[str, A
     overrides = {
         "data": str(data_yaml),
         "epochs": params.epochs,
-        "time": params.time or None,
+        "time": params.hours or None,
         "imgsz": params.imgsz,
         "batch": params.batch,
         "device": params.ultralytics_device,

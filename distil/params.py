@@ -260,7 +260,7 @@ class ModelParams(Params):
     teacher: str = param("auto", "teacher .pt; 'auto' is the one 00_teacher keeps in "
                                  "outputs/teacher/<name>/teacher.pt; 'none' trains the baseline")
     student: str = param("yolov8s.yaml", "student .pt or YOLO model YAML")
-    time: float = param(0.0, "hours each training run may take (each teacher stage, each student): the learning-rate "
+    hours: float = param(0.0, "hours each training run may take (each teacher stage, each student): the learning-rate "
                              "schedule fits itself to them (Ultralytics' time; for a GPU lent for minutes); 0: the "
                              "epochs decide")
     distill_weight: float = setting("distill_weight")
@@ -322,8 +322,8 @@ class ModelParams(Params):
                 SETTINGS[key].check(getattr(self, key), self.key(key))
         except SettingError as error:
             raise ParamsError(f"parameter {error}") from None
-        if self.time < 0:
-            raise ParamsError(f"parameter time={self.time} must be >= 0 (hours; 0 lets the epochs decide)")
+        if self.hours < 0:
+            raise ParamsError(f"parameter hours={self.hours} must be >= 0 (0 lets the epochs decide)")
         if self.distill_unlabeled == "demo" and (self.data != "demo" or self.demo_unlabeled < 1):
             raise ParamsError(f"parameter {self.key('distill_unlabeled')}='demo' means the demo dataset's unlabeled "
                               "split: it needs data: demo and demo_unlabeled > 0 (how many images to generate)")

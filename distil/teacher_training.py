@@ -129,7 +129,7 @@ def train_stage(make_model, name: str, data: Path, params: TeacherParams, epochs
             model.train(data=str(data), epochs=epochs, imgsz=params.imgsz, batch=params.batch,
                         device=params.ultralytics_device, workers=params.workers, seed=params.seed,
                         deterministic=False, project=str(params.teacher_dir), name=name, exist_ok=True, plots=False,
-                        time=params.time or None, **extra)
+                        time=params.hours or None, **extra)
     results = read_results(run_dir)
     final = results.iloc[-1] if len(results) else {}
     seconds = training_seconds(results) if len(results) else time.time() - started
@@ -146,7 +146,7 @@ def encoder_layers(model_yaml: str | Path) -> int:
 
 TEACHER_KEYS = ("data", "imgsz", "batch", "seed", "demo_val", "demo_test", "demo_seed", "demo_imgsz", "enhance",
                 "teacher_weights", "teacher_model", "teacher_train", "teacher_encoder_epochs", "teacher_epochs",
-                "teacher_freeze_encoder", "teacher_lr0", "time")
+                "teacher_freeze_encoder", "teacher_lr0", "hours")
 
 
 def teacher_defining(params: TeacherParams) -> dict:

@@ -141,12 +141,12 @@ def test_a_yolo_teacher_model_is_trained_in_one_stage(tmp_path):
     assert params.teacher_path.exists()
 
 
-def test_time_caps_every_training_run_teacher_stages_and_students_alike(tiny_data, tmp_path):
-    """``time`` (hours per run) is how a GPU lent for minutes is used: 200 epochs asked, a few seconds given."""
-    run = distil.train(baseline(tiny_data, tmp_path, epochs=200, time=0.0005))
+def test_hours_cap_every_training_run_teacher_stages_and_students_alike(tiny_data, tmp_path):
+    """``hours`` (per training run) is how a GPU lent for minutes is used: 200 epochs asked, a few seconds given."""
+    run = distil.train(baseline(tiny_data, tmp_path, epochs=200, hours=0.0005))
     assert 1 <= len(read_results(run)) < 200 and (run / "weights" / "best.pt").exists()
     teacher = distil.TeacherParams.load({"name": "timed", "outputs": str(tmp_path), "teacher_model": "yolov8n.yaml",
-                                         "teacher_epochs": 200, "time": 0.0005, "demo_train": 4, "demo_val": 2,
+                                         "teacher_epochs": 200, "hours": 0.0005, "demo_train": 4, "demo_val": 2,
                                          "demo_test": 0, "demo_imgsz": 64, "teacher_train": 6, "imgsz": 64,
                                          "batch": 4, "device": "cpu"})
     stage = distil.prepare_teacher(teacher).stages[0]

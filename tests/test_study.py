@@ -99,7 +99,7 @@ def test_the_gpu_demo_is_the_demo_drawn_larger_and_capped_in_time():
     demo = yaml.safe_load((ROOT / "params" / "demo.yaml").read_text())
     gpu = yaml.safe_load((ROOT / "params" / "demo-gpu.yaml").read_text())
     changed = {key for key in demo.keys() & gpu.keys() if demo[key] != gpu[key]}
-    assert changed == {"name", "imgsz", "demo_imgsz"} and gpu["time"] > 0 and gpu["outputs"] != "outputs"
+    assert changed == {"name", "imgsz", "demo_imgsz"} and gpu["hours"] > 0 and gpu["outputs"] != "outputs"
     assert set(demo) - set(gpu) <= {"teacher_cache", "samples", "speed_reps"}  # no shipped teacher at 640 px
 
 
