@@ -260,7 +260,7 @@ def main() -> None:
     if args.report:
         rows = pd.read_csv(args.results)
         labeled = ", ".join(str(int(n)) for n in sorted(rows["labeled"].dropna().unique()))
-        where = args.results.resolve().relative_to(resolve_path("."))
+        where = os.path.relpath(args.results.resolve(), resolve_path("."))
         machines = ", ".join(sorted(set(rows["machine"].dropna()))) if "machine" in rows else ""
         print(f"Study results from {where} ({len(rows)} rows; students on {labeled} "
               f"labeled images), as of {rows['finished'].max()}, on {machines or machine()}:\n")

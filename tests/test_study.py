@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -134,3 +137,21 @@ def test_the_evaluation_adds_the_oracle_once_the_study_trained_it_on_the_same_st
     assert "oracle" not in EvalParams.load("params/demo.yaml", oracle_run="", **overrides).models()
     with pytest.raises(ParamsError, match="the oracle run's .*missing.*not found; train it with benchmarks/kd_study"):
         EvalParams.load("params/demo.yaml", oracle_run="missing", **overrides)
+
+
+def test_the_gpu_demo_script_trains_the_teacher_then_both_students_and_merges_their_rows(tmp_path):
+    """benchmarks/gpu_demo.sh end to end on tiny settings (CPU, 64 px, a second or two per training run)."""
+    tiny = {**yaml.safe_load((ROOT / "params" / "demo-gpu.yaml").read_text()), "outputs": str(tmp_path / "out"),
+            "device": "cpu", "workers": 0, "imgsz": 64, "demo_imgsz": 64, "demo_train": 8, "demo_val": 4,
+            "demo_test": 4, "demo_unlabeled": 16, "teacher_train": 16, "hours": 0.0003,
+            "teacher_model": "yolov8n.yaml"}  # one teacher stage: the script is under test, not the teacher
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(tiny))
+    results = tmp_path / "gpu.csv"
+    run = subprocess.run(["bash", "benchmarks/gpu_demo.sh", str(tmp_path / "tiny.yaml"), str(results)], cwd=ROOT,
+                         env={**os.environ, "PYTHON": sys.executable}, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    rows = pd.read_csv(results)
+    assert sorted(rows["setting"]) == ["baseline-long", "teacher", "u-det-offline-long"]
+    assert rows.set_index("setting").loc["u-det-offline-long", "unlabeled"] and rows["machine"].notna().all()
+    assert rows["epochs"].dropna().lt(600).all()  # capped by hours, not the 600 epochs
+    assert sorted(p.name for p in tmp_path.glob("*.csv")) == ["gpu.csv"]  # the per-run files were merged
