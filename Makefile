@@ -75,7 +75,7 @@ bench: setup
 # three seeds, then the README's table. STUDY_CHOSEN is the arm params/demo.yaml's recipe is.
 STUDY_CHOSEN ?= u-det-offline-long
 study: setup
-	$(PY) benchmarks/kd_study.py --params $(PARAMS) --arms baseline baseline-long oracle --seeds 0 1 2
+	$(PY) benchmarks/kd_study.py --params $(PARAMS) --arms baseline baseline-long baseline-4x oracle --seeds 0 1 2
 	$(PY) benchmarks/kd_study.py --params $(PARAMS) --seeds 0
 	$(PY) benchmarks/kd_study.py --params $(PARAMS) --arms $(STUDY_CHOSEN) --seeds 0 1 2
 	$(PY) benchmarks/kd_study.py --report

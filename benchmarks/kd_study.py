@@ -11,7 +11,8 @@ params/demo.yaml (600 epochs of 50 labeled images in batches of 8: 4200 optimize
 - labeled images only: ``cwd-gt`` (the best feature setting of the earlier loss study),
   ``cwd-teacher`` (the teacher mask), ``det`` (the teacher's detections as targets), ``cwd-gt+det``;
 - with the unlabeled images: ``u-det`` (online response), ``u-det-offline-long`` (the teacher labels them
-  once: self-training; the demo's recipe), ``u-det-offline`` (the same on half the schedule;
+  once: self-training; the demo's recipe), ``u-det-offline`` (the same on half the schedule,
+  ``u-det-offline-4x`` on twice it;
   ``u-det-offline-conf0.3`` keeps the teacher's boxes down to score 0.3 instead of 0.5),
   ``u-cwd-teacher`` (features under the teacher mask), ``u-cwd-teacher+det``; each row's
   ``images_per_epoch`` counts the unlabeled batch appended to every labeled batch, the last and partial
@@ -78,6 +79,7 @@ ARMS: dict[str, dict] = {
     # the recipe: as many optimizer steps as baseline-long, twice its images
     "u-det-offline-long": dict(SELF_TRAINING),
     "u-det-offline": {**SELF_TRAINING, **HALF},
+    "u-det-offline-4x": {**SELF_TRAINING, "epochs_factor": 2},  # the recipe on baseline-4x's schedule
     # more of the teacher's boxes (recall) at the price of more false ones
     "u-det-offline-conf0.3": {**SELF_TRAINING, **HALF, "distill_det_conf": 0.3},
     "u-cwd-teacher": {"distill_unlabeled": "demo", "distill_loss": "cwd", "distill_mask": "teacher",
