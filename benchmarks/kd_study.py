@@ -4,10 +4,10 @@ Every arm trains the same student with the same seeds against the demo teacher, 
 params/demo.yaml (600 epochs of 50 labeled images in batches of 8: 4200 optimizer steps) or half of it
 (the arms of the first schedule); only what teaches, and how long, differs:
 
-- ``baseline-long``: the student on its labeled images, no teacher, on the demo's schedule: converged (it
-  stops improving before its end) and as many optimizer steps as the recipe; ``baseline``: the same on half
-  the schedule (as many steps as ``u-det-offline``); ``baseline-4x``: twice the demo's schedule, the check
-  that ``baseline-long`` is converged;
+- ``baseline-long``: the student on its labeled images, no teacher, on the demo's schedule: as many
+  optimizer steps as the recipe; ``baseline``: the same on half the schedule (as many steps as
+  ``u-det-offline``); ``baseline-4x``: twice the demo's schedule, the check that ``baseline-long`` is
+  converged (it was not: ``baseline-4x`` early-stops within its schedule and is the converged reference);
 - labeled images only: ``cwd-gt`` (the best feature setting of the earlier loss study),
   ``cwd-teacher`` (the teacher mask), ``det`` (the teacher's detections as targets), ``cwd-gt+det``;
 - with the unlabeled images: ``u-det`` (online response), ``u-det-offline-long`` (the teacher labels them
