@@ -192,9 +192,9 @@ def teacher_row(base: DistillParams, results: Path) -> None:
         print(f"no teacher at {base.teacher_path} yet: its row comes when it is there (run 00_teacher)")
         return
     append_row(results, {"setting": "teacher", "seed": None, "labeled": None, "unlabeled": False,
-                **evaluate_run(base, base.teacher_path),
-                "s_per_epoch": None, "epochs": None, "images_per_epoch": None, "run": str(base.teacher_path),
-                "finished": time.strftime("%Y-%m-%d %H:%M")})
+                         **evaluate_run(base, base.teacher_path), "s_per_epoch": None, "epochs": None,
+                         "images_per_epoch": None, "run": str(base.teacher_path),
+                         "finished": time.strftime("%Y-%m-%d %H:%M")})
 
 
 def report(rows: pd.DataFrame) -> str:

@@ -46,7 +46,7 @@ class Stage:
     """One training stage of the teacher."""
 
     name: str
-    epochs: int
+    epochs: int  # trained (early stopping or `hours` may end a stage before the epochs asked for)
     run_dir: str
     wall_time_s: float
     map50: float
@@ -133,7 +133,7 @@ def train_stage(make_model, name: str, data: Path, params: TeacherParams, epochs
     results = read_results(run_dir)
     final = results.iloc[-1] if len(results) else {}
     seconds = training_seconds(results) if len(results) else time.time() - started
-    stage = Stage(name, epochs, str(run_dir), round(seconds, 1),
+    stage = Stage(name, len(results), str(run_dir), round(seconds, 1),  # fewer epochs when `hours` ended it
                   float(final.get("metrics/mAP50(B)", 0.0)), float(final.get("metrics/mAP50-95(B)", 0.0)))
     return run_dir / "weights" / "best.pt", stage
 
