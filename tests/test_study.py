@@ -155,3 +155,11 @@ def test_the_gpu_demo_script_trains_the_teacher_then_both_students_and_merges_th
     assert rows.set_index("setting").loc["u-det-offline-long", "unlabeled"] and rows["machine"].notna().all()
     assert rows["epochs"].dropna().lt(600).all()  # capped by hours, not the 600 epochs
     assert sorted(p.name for p in tmp_path.glob("*.csv")) == ["gpu.csv"]  # the per-run files were merged
+
+
+def test_make_demo_trains_its_baseline_on_the_studys_converged_schedule():
+    """The demo's closing table compares against the baseline trained until it stops improving (baseline-4x)."""
+    commands = subprocess.run(["make", "-n", "demo"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    epochs = int(re.search(r"-p teacher none -p epochs (\d+)", commands)[1])
+    base = DistillParams.load("params/demo.yaml", teacher="assets/demo-teacher.pt")
+    assert epochs == kd_study.arm_params(base, "baseline-4x", 0)["epochs"] == 2 * base.epochs
