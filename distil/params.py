@@ -260,9 +260,6 @@ class ModelParams(Params):
     teacher: str = param("auto", "teacher .pt; 'auto' is the one 00_teacher keeps in "
                                  "outputs/teacher/<name>/teacher.pt; 'none' trains the baseline")
     student: str = param("yolov8s.yaml", "student .pt or YOLO model YAML")
-    hours: float = param(0.0, "hours each training run may take (each teacher stage, each student): the learning-rate "
-                             "schedule fits itself to them (Ultralytics' time; for a GPU lent for minutes); 0: the "
-                             "epochs decide")
     distill_weight: float = setting("distill_weight")
     distill_loss: str = setting("distill_loss")
     distill_loss_args: dict = setting("distill_loss_args")
@@ -322,8 +319,6 @@ class ModelParams(Params):
                 SETTINGS[key].check(getattr(self, key), self.key(key))
         except SettingError as error:
             raise ParamsError(f"parameter {error}") from None
-        if self.hours < 0:
-            raise ParamsError(f"parameter hours={self.hours} must be >= 0 (0 lets the epochs decide)")
         if self.distill_unlabeled == "demo" and (self.data != "demo" or self.demo_unlabeled < 1):
             raise ParamsError(f"parameter {self.key('distill_unlabeled')}='demo' means the demo dataset's unlabeled "
                               "split: it needs data: demo and demo_unlabeled > 0 (how many images to generate)")
@@ -348,7 +343,21 @@ class ModelParams(Params):
 
 
 @dataclass
-class TeacherParams(ModelParams):
+class TrainingParams(ModelParams):
+    """What the notebooks that train (00_teacher, 03_distill) share beyond the models."""
+
+    hours: float = param(0.0, "hours each training run may take (each teacher stage, each student): the learning-rate "
+                             "schedule fits itself to them (Ultralytics' time; for a GPU lent for minutes); 0: the "
+                             "epochs decide")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.hours < 0:
+            raise ParamsError(f"parameter hours={self.hours} must be >= 0 (0 lets the epochs decide)")
+
+
+@dataclass
+class TeacherParams(TrainingParams):
     """Parameters of ``00_teacher``: make sure ``teacher`` exists, training it when asked."""
 
     teacher_weights: str = param("", "start from this checkpoint (e.g. rtdetr-x.pt); '' trains teacher_model")
@@ -468,7 +477,7 @@ class DashboardParams(ModelParams):
 
 
 @dataclass
-class DistillParams(ModelParams):
+class DistillParams(TrainingParams):
     """Parameters of ``03_distill``: one distillation run (or, with weight 0, its baseline)."""
 
     epochs: int = param(30, "training epochs")
