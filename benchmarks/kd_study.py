@@ -173,7 +173,7 @@ def run_arm(base: DistillParams, name: str, seed: int, results: Path) -> None:
         oracle_labels(params)
     run_dir = params.runs_dir / params.run_name
     started = time.time()
-    run_dir = distil.train(params, resume=run_state(run_dir) == "interrupted")
+    run_dir = distil.train(params, resume=run_state(run_dir) in ("interrupted", "damaged"))
     epochs = read_results(run_dir)
     unlabeled = params.distilling and bool(params.distill_unlabeled)
     append_row(results, {"setting": name, "seed": seed, "labeled": base.demo_train, "unlabeled": unlabeled,

@@ -1,11 +1,14 @@
 """Run folders: which state a run is in, and what `distil.train` does about it.
 
-A run folder under ``outputs/runs`` is in one of four states, read off what Ultralytics left there:
+A run folder under ``outputs/runs`` is in one of five states, read off what Ultralytics left there:
 
 - ``absent``: no folder, or an empty one;
 - ``failed``: the folder exists but holds no checkpoint (the run stopped before its first epoch
   ended: a bad pairing, an interrupt, a dataset error); it is simply started again;
 - ``interrupted``: ``weights/last.pt`` still holds its optimizer state; ``resume: true`` continues it;
+- ``damaged``: ``weights/last.pt`` cannot be read: the process was killed while Ultralytics wrote it
+  (it writes last.pt in place every epoch). ``resume: true`` continues from ``best.pt``, which Ultralytics
+  writes with the same optimizer state at the best epoch; the epochs after that one are trained again;
 - ``finished``: Ultralytics stripped the optimizer from ``last.pt`` when training ended, however the
   run was started or resumed (``distil.train``, or ``YOLO(last.pt).train(..., resume=True)``).
 
@@ -16,7 +19,9 @@ never overwritten without ``rebuild: true``.
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +42,45 @@ def run_state(run_dir: Path) -> str:
     last = run_dir / "weights" / "last.pt"
     if not last.exists():
         return "failed"
-    return "interrupted" if torch_load(last, map_location="cpu", weights_only=False).get("optimizer") else "finished"
+    checkpoint = read_checkpoint(last)
+    if checkpoint is None:
+        return "damaged"
+    return "interrupted" if checkpoint.get("optimizer") else "finished"
+
+
+def read_checkpoint(path: Path) -> dict[str, Any] | None:
+    """The checkpoint at ``path``, or None where it is missing or cut short (a kill while it was written)."""
+    try:
+        return torch_load(path, map_location="cpu", weights_only=False)
+    except (FileNotFoundError, EOFError, RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile):
+        return None
+
+
+def resume_from_best(run_dir: Path) -> int:
+    """Make ``best.pt`` the checkpoint a damaged run resumes from; return the epochs it keeps.
+
+    The damaged ``last.pt`` and the full ``results.csv`` are moved to ``damaged/`` (nothing is deleted);
+    ``results.csv`` keeps the rows of the epochs ``best.pt`` has seen, so the resumed run appends after them.
+
+    Raises:
+        ParamsError: ``best.pt`` cannot resume either (missing, damaged, or without optimizer state).
+    """
+    weights = run_dir / "weights"
+    best = read_checkpoint(weights / "best.pt")
+    if not best or not best.get("optimizer"):
+        raise ParamsError(f"{weights / 'last.pt'} is damaged and {weights / 'best.pt'} cannot resume the run either: "
+                          "set rebuild: true to train it again")
+    kept = int(best["epoch"]) + 1
+    aside = run_dir / "damaged"
+    aside.mkdir(exist_ok=True)
+    shutil.move(weights / "last.pt", aside / "last.pt")
+    csv = run_dir / "results.csv"
+    if csv.exists():
+        shutil.copy2(csv, aside / "results.csv")
+        header, *rows = csv.read_text().splitlines()
+        csv.write_text("\n".join([header, *rows[:kept]]) + "\n")
+    shutil.copy2(weights / "best.pt", weights / "last.pt")
+    return kept
 
 
 def epochs_done(run_dir: Path) -> int:
@@ -90,6 +133,13 @@ def prepare_run_dir(run_dir: Path, params: DistillParams, overrides: dict[str, A
         if params.resume:
             raise ParamsError(f"resume: true, but {run_dir} holds no run: set resume: false to start it")
         return "train"
+    if state == "damaged":
+        if params.resume:
+            resume_from_best(run_dir)
+            return "resume"
+        raise ParamsError(f"{run_dir} holds an interrupted run whose weights/last.pt is damaged (the process was "
+                          "killed while writing it): set resume: true to continue from its best.pt (the epochs "
+                          "after that one are trained again), or rebuild: true to start it again")
     if state == "interrupted":
         if params.resume:
             return "resume"

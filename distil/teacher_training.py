@@ -31,7 +31,6 @@ import yaml
 from ultralytics import YOLO
 from ultralytics.nn.tasks import yaml_model_load
 from ultralytics.utils import LOGGER
-from ultralytics.utils.patches import torch_load
 
 from distil.engine.teacher import detector, is_rtdetr_yaml
 from distil.eval.figures import read_results, training_seconds
@@ -39,6 +38,7 @@ from distil.experiment import prepare_data, use_all_cpu_cores
 from distil.manifest import write_manifest
 from distil.params import ParamsError, TeacherParams
 from distil.paths import resolve_model_file, resolve_path
+from distil.runs import epochs_done, resume_from_best, run_state
 
 
 @dataclass
@@ -114,12 +114,15 @@ def train_stage(make_model, name: str, data: Path, params: TeacherParams, epochs
     started = time.time()
     run_dir = params.teacher_dir / name
     last = run_dir / "weights" / "last.pt"
-    state = torch_load(last, map_location="cpu", weights_only=False) if last.exists() else None
-    if state is not None and state.get("optimizer") is None:  # Ultralytics strips the optimizer when a run ends
+    state = run_state(run_dir)
+    if state == "damaged":  # killed while Ultralytics wrote last.pt: go on from best.pt
+        resume_from_best(run_dir)
+        state = "interrupted"
+    if state == "finished":
         LOGGER.info(f"distil: teacher stage {name} already finished in {run_dir}; reusing it")
     else:
-        if state is not None:
-            LOGGER.info(f"distil: resuming teacher stage {name} from {last} (epoch {state.get('epoch', 0) + 1})")
+        if state == "interrupted":
+            LOGGER.info(f"distil: resuming teacher stage {name} from {last} (epoch {epochs_done(run_dir) + 1})")
             model = detector(last)
             model.add_callback("on_train_start", use_all_cpu_cores)
             model.train(resume=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from ultralytics import YOLO
 
@@ -17,6 +18,7 @@ import distil
 from distil import ParamsError
 from distil.data.yolo import NoLabelsError
 from distil.eval.figures import read_results
+from distil.runs import read_checkpoint, run_state
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,11 +42,11 @@ def test_a_run_that_failed_before_its_first_checkpoint_is_simply_started_again(t
     assert (run / "weights" / "best.pt").exists() and (run / "manifest.json").exists()
 
 
-def interrupted_run(params: dict, data: Path) -> Path:
-    """The run of these params, stopped after its first epoch as by Ctrl-C (trained as distil.train would)."""
+def interrupted_run(params: dict, data: Path, epochs: int = 1) -> Path:
+    """The run of these params, stopped after ``epochs`` epochs as by Ctrl-C (trained as distil.train would)."""
     model = YOLO("yolov8n.yaml")
-    model.add_callback("on_fit_epoch_end", lambda trainer: (_ for _ in ()).throw(Interrupt()) if trainer.epoch == 0
-                       else None)
+    model.add_callback("on_fit_epoch_end", lambda trainer: (_ for _ in ()).throw(Interrupt())
+                       if trainer.epoch == epochs - 1 else None)
     overrides = distil.experiment.ultralytics_overrides(distil.DistillParams.load(params), data)
     with pytest.raises(Interrupt):
         model.train(trainer=distil.enhancement.dataset.EnhancedDetectionTrainer, **overrides)
@@ -65,6 +67,27 @@ def test_interrupted_finished_and_resumed_runs_each_say_what_to_do(tiny_data, tm
     moved = run.rename(run.with_name("renamed"))
     assert distil.train({**params, "run": "renamed"}) == moved  # the folder's name is not how it was trained
     assert sorted(p.name for p in tmp_path.iterdir()) == ["outputs"]  # nothing written outside outputs
+
+
+def test_a_run_killed_while_writing_its_checkpoint_resumes_from_best_pt(tiny_data, tmp_path):
+    params = baseline(tiny_data, tmp_path, epochs=3)
+    run = interrupted_run(params, tiny_data, epochs=2)
+    last, best = run / "weights" / "last.pt", run / "weights" / "best.pt"
+    first = read_checkpoint(best)
+    torch.save({**first, "epoch": 0}, best)  # best.pt from the first epoch, so the second is trained again
+    written = last.read_bytes()
+    last.write_bytes(written[: len(written) // 2])  # the kill came half-way through Ultralytics' write
+    assert run_state(run) == "damaged"
+    with pytest.raises(ParamsError, match="last.pt is damaged .*set resume: true to continue from its best.pt"):
+        distil.train(params)
+    assert distil.train({**params, "resume": True}) == run
+    assert list(read_results(run)["epoch"]) == [1, 2, 3]  # the epochs after best.pt's trained again, not twice
+    assert len(read_results(run / "damaged")) == 2 and (run / "damaged" / "last.pt").read_bytes() == written[
+        : len(written) // 2]  # what was there is kept aside
+    assert run_state(run) == "finished"
+    empty = tmp_path / "empty.pt"
+    empty.touch()  # a kill before the first byte
+    assert read_checkpoint(empty) is None
 
 
 def test_a_run_finished_through_ultralytics_own_resume_is_recognised(tiny_data, tmp_path):
