@@ -22,9 +22,10 @@ kd_study = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(kd_study)
 
 
-def row(setting: str, seed: int | None, test: float, unlabeled: bool = False) -> dict:
+def row(setting: str, seed: int | None, test: float, unlabeled: bool = False, epochs: int = 300) -> dict:
     return {"setting": setting, "seed": seed, "unlabeled": unlabeled, "val_map50_95": test + 0.01,
-            "test_map50_95": test, "val_map50": test + 0.2, "test_map50": test + 0.2, "s_per_epoch": 10.0}
+            "test_map50_95": test, "val_map50": test + 0.2, "test_map50": test + 0.2, "s_per_epoch": 10.0,
+            "epochs": epochs}
 
 
 def test_arms_change_only_what_teaches():
@@ -61,6 +62,14 @@ def test_report_gap_closed_is_measured_from_the_better_baseline():
     line = next(line for line in table.splitlines() if line.startswith("| u-det |"))
     assert "0.630 ± 0.014" in line and line.rstrip(" |").endswith("+50%")  # (0.63 - 0.56) / (0.70 - 0.56)
     assert "vs baseline-long" in table and "Largest seed standard deviation among the baselines (test): 0.014" in table
+
+
+def test_report_lists_the_baselines_shortest_schedule_first_and_the_ceiling_last():
+    rows = pd.DataFrame([row("teacher", None, 0.70), row("baseline-4x", 0, 0.60, epochs=925),
+                         row("oracle", 0, 0.69, True, epochs=600), row("baseline", 0, 0.46),
+                         row("u-det", 0, 0.65, True, epochs=600), row("baseline-long", 0, 0.55, epochs=600)])
+    names = [line.split("|")[1].strip() for line in kd_study.report(rows).splitlines()[2:8]]
+    assert names == ["teacher", "baseline", "baseline-long", "baseline-4x", "u-det", "oracle"]
 
 
 def test_report_says_when_there_is_no_seed_spread_yet():
