@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import pickle
 import shutil
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,8 @@ def read_checkpoint(path: Path) -> dict[str, Any] | None:
 def resume_from_best(run_dir: Path) -> int:
     """Make ``best.pt`` the checkpoint a damaged run resumes from; return the epochs it keeps.
 
-    The damaged ``last.pt`` and the full ``results.csv`` are moved to ``damaged/`` (nothing is deleted);
+    The damaged ``last.pt`` and the full ``results.csv`` are moved to ``damaged/<when>/`` (nothing is deleted,
+    however often it happens);
     ``results.csv`` keeps the rows of the epochs ``best.pt`` has seen, so the resumed run appends after them.
 
     Raises:
@@ -71,8 +73,8 @@ def resume_from_best(run_dir: Path) -> int:
         raise ParamsError(f"{weights / 'last.pt'} is damaged and {weights / 'best.pt'} cannot resume the run either: "
                           "set rebuild: true to train it again")
     kept = int(best["epoch"]) + 1
-    aside = run_dir / "damaged"
-    aside.mkdir(exist_ok=True)
+    aside = run_dir / "damaged" / time.strftime("%Y%m%d-%H%M%S")
+    aside.mkdir(parents=True, exist_ok=True)
     shutil.move(weights / "last.pt", aside / "last.pt")
     csv = run_dir / "results.csv"
     if csv.exists():
