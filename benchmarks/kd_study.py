@@ -206,12 +206,12 @@ def report(rows: pd.DataFrame) -> str:
     summary = runs.groupby("setting", sort=False).agg(
         seeds=("seed", "count"), test=("test_map50_95", "mean"), test_std=("test_map50_95", "std"),
         test50=("test_map50", "mean"), test50_std=("test_map50", "std"), val=("val_map50_95", "mean"),
-        s_per_epoch=("s_per_epoch", "mean"), unlabeled=("unlabeled", "first"), epochs=("epochs", "mean"))
+        s_per_epoch=("s_per_epoch", "mean"), unlabeled=("unlabeled", "first"))
     order = {"baseline": 0, "oracle": 2}  # the references first (shortest schedule first), the ceiling last
 
     def place(name: str) -> tuple[int, float]:
         group = order.get(name.split("-")[0], 1)
-        return group, summary.loc[name, "epochs"] if group == 0 else 0.0
+        return group, ARMS.get(name, {}).get("epochs_factor", 1) if group == 0 else 0
 
     summary = summary.loc[sorted(summary.index, key=place)]
     baselines = summary.loc[[s for s in summary.index if s.startswith("baseline")]]  # every labels-only reference

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from ultralytics.utils import LOGGER
 from ultralytics.utils.patches import torch_load
 
 from distil.engine.losses import LOSSES, loss_arguments
@@ -57,8 +58,8 @@ def read_checkpoint(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def resume_from_best(run_dir: Path) -> int:
-    """Make ``best.pt`` the checkpoint a damaged run resumes from; return the epochs it keeps.
+def resume_from_best(run_dir: Path) -> None:
+    """Make ``best.pt`` the checkpoint a damaged run resumes from, and say so.
 
     The damaged ``last.pt`` and the full ``results.csv`` are moved to ``damaged/<when>/`` (nothing is deleted,
     however often it happens);
@@ -82,7 +83,8 @@ def resume_from_best(run_dir: Path) -> int:
         header, *rows = csv.read_text().splitlines()
         csv.write_text("\n".join([header, *rows[:kept]]) + "\n")
     shutil.copy2(weights / "best.pt", weights / "last.pt")
-    return kept
+    LOGGER.warning(f"distil: {weights / 'last.pt'} was damaged (cut short while written); resuming from best.pt "
+                   f"after epoch {kept}, the epochs after it are trained again; the damaged files are in {aside}")
 
 
 def epochs_done(run_dir: Path) -> int:
