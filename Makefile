@@ -13,11 +13,14 @@ MODELS ?=
 # epochs train on twice the images) it takes about as long.
 BASELINE_EPOCHS = $(shell $(PY) -c "import yaml; print(2 * (yaml.safe_load(open('$(PARAMS)')).get('epochs') or 30))")
 BASELINE = -p teacher none -p epochs $(BASELINE_EPOCHS)
+# It ships in assets/<name>-baseline (make baseline trains it again: about an hour on 2 cores); make demo copies
+# it in (run_cache) where it is there, and trains it side by side with the distilled student where it is not.
+SHIPPED_BASELINE := $(wildcard assets/$(NAME)-baseline/manifest.json)
 NB_OUT := outputs/notebooks/$(NAME)
 RUN_NOTEBOOK := $(PY) -m distil.run_notebook
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup test lint bench demo teacher lab dashboard study notebooks
+.PHONY: setup test lint bench demo teacher baseline lab dashboard study notebooks
 
 setup: $(STAMP)
 
@@ -33,16 +36,21 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check distil tests benchmarks tools notebooks
 
-# The whole series on the demo, in notebook order: teacher (trained once, then reused), preprocessing,
-# teacher features, baseline and distilled student, evaluation; ends with the comparison table.
-# The two students train at once on half the cores each: on a 2-core CPU two one-thread runs take
-# less time together than one after the other, and give the study's numbers (its runs take one thread).
+# The whole series on the demo, in notebook order: teacher (shipped, or trained once and then reused),
+# preprocessing, teacher features, baseline (shipped, or trained) and distilled student, evaluation; ends
+# with the comparison table. Where the baseline is trained too, the two students train at once on half the
+# cores each: on a 2-core CPU two one-thread runs take less time together than one after the other.
 STUDENT_THREADS := $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n > 1 ? n / 2 : 1 )))
 demo: setup
 	mkdir -p $(NB_OUT)
 	$(RUN_NOTEBOOK) 00_teacher $(NB_OUT)/00_teacher.ipynb -f $(PARAMS)
 	$(RUN_NOTEBOOK) 01_preprocessing $(NB_OUT)/01_preprocessing.ipynb -f $(PARAMS)
 	$(RUN_NOTEBOOK) 02_teacher_features $(NB_OUT)/02_teacher_features.ipynb -f $(PARAMS)
+ifneq ($(SHIPPED_BASELINE),)
+	$(RUN_NOTEBOOK) 03_distill $(NB_OUT)/03_distill_baseline.ipynb -f $(PARAMS) $(BASELINE) \
+		-p run_cache assets/$(NAME)-baseline
+	$(RUN_NOTEBOOK) 03_distill $(NB_OUT)/03_distill.ipynb -f $(PARAMS)
+else
 	@echo "The baseline and the distilled student train side by side, $(STUDENT_THREADS) thread(s) each; the" \
 		"baseline's progress goes to $(NB_OUT)/03_distill_baseline.log"
 	OMP_NUM_THREADS=$(STUDENT_THREADS) $(RUN_NOTEBOOK) 03_distill $(NB_OUT)/03_distill_baseline.ipynb -f $(PARAMS) \
@@ -50,6 +58,7 @@ demo: setup
 	OMP_NUM_THREADS=$(STUDENT_THREADS) $(RUN_NOTEBOOK) 03_distill $(NB_OUT)/03_distill.ipynb -f $(PARAMS); distilled=$$?; \
 	wait $$baseline || { echo "the baseline failed: see $(NB_OUT)/03_distill_baseline.log"; exit 1; }; \
 	exit $$distilled
+endif
 	$(RUN_NOTEBOOK) 04_evaluate $(NB_OUT)/04_evaluate.ipynb -f $(PARAMS)
 	$(PY) -m distil.report $(PARAMS)
 
@@ -59,6 +68,13 @@ teacher: setup
 	mkdir -p $(NB_OUT)
 	$(RUN_NOTEBOOK) 00_teacher $(NB_OUT)/00_teacher.ipynb -f $(PARAMS) -p teacher_cache ''
 	$(PY) -m distil.teacher_training ship $(PARAMS) assets/$(NAME)-teacher.pt
+
+# Train the demo's baseline (the student alone, until it stops improving) and ship it in assets/, from where
+# make demo copies it instead of training it. A finished outputs/runs/<name>-baseline is shipped as it is.
+baseline: setup
+	mkdir -p $(NB_OUT)
+	$(RUN_NOTEBOOK) 03_distill $(NB_OUT)/03_distill_baseline.ipynb -f $(PARAMS) $(BASELINE)
+	$(PY) -m distil.shipped_runs ship outputs/runs/$(NAME)-baseline assets/$(NAME)-baseline
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks --ip=127.0.0.1 --no-browser

@@ -25,7 +25,8 @@ from distil.eval.comparison import validate_one
 from distil.manifest import write_manifest
 from distil.params import DistillParams, Params
 from distil.paths import resolve_model_file, resolve_path
-from distil.runs import prepare_run_dir
+from distil.runs import prepare_run_dir, run_state
+from distil.shipped_runs import copy_shipped_run
 
 
 def use_all_cpu_cores(trainer) -> None:
@@ -106,6 +107,8 @@ def train(params: DistillParams | dict | str | Path, **overrides: Any) -> Path:
     trainer = DistillationTrainer if params.distilling else EnhancedDetectionTrainer
     data_yaml = prepare_data(params)
     arguments = ultralytics_overrides(params, data_yaml)
+    if params.run_cache and not (params.rebuild or params.resume) and run_state(run_dir) == "absent":
+        copy_shipped_run(params, run_dir)  # then reused like a run trained here
     action = prepare_run_dir(run_dir, params, arguments)
     if action == "reuse":
         LOGGER.info(f"distil: {run_dir} already holds this run, finished; reusing it (rebuild: true trains it again)")

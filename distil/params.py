@@ -494,6 +494,8 @@ class DistillParams(TrainingParams):
     resume: bool = param(False, "continue this run (same name) from its last.pt")
     run: str = param("auto", "run folder under outputs/runs ('auto': <name>-baseline, or <name>-<what teaches>, "
                              "e.g. demo-mse-det-u)")
+    run_cache: str = param("", "a finished run of these same params shipped as a folder (make baseline), copied in "
+                               "instead of training when this run is absent; '' trains here")
 
     def validate(self) -> None:
         super().validate()
@@ -504,6 +506,12 @@ class DistillParams(TrainingParams):
         if self.nbs < 1:
             raise ParamsError(f"parameter nbs={self.nbs} must be >= 1")
         self.require_student()
+        if self.run_cache and not self.rebuild:
+            shipped = resolve_path(self.run_cache)
+            if not (shipped / "weights" / "best.pt").exists() or not (shipped / "manifest.json").exists():
+                raise ParamsError(f"parameter run_cache={self.run_cache!r}: {shipped} must hold weights/best.pt and "
+                                  "manifest.json (a run shipped by python -m distil.runs ship); set run_cache: '' to "
+                                  "train this run here")
         if self.distilling:
             self.require_teacher()
             self.distill_settings()

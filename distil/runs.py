@@ -34,7 +34,8 @@ from distil.engine.losses import LOSSES, loss_arguments
 from distil.engine.settings import canonicalize
 from distil.params import DistillParams, ParamsError
 
-VOLATILE = {"rebuild", "resume", "plots", "workers", "device", "samples", "outputs", "run"}  # run: the folder it is in
+# how and where a run was made, not what it is (run: the folder it is in; run_cache: where a copy came from)
+VOLATILE = {"rebuild", "resume", "plots", "workers", "device", "samples", "outputs", "run", "run_cache"}
 
 
 def run_state(run_dir: Path) -> str:
@@ -109,6 +110,12 @@ def recorded_params(run_dir: Path) -> dict[str, Any] | None:
     return json.loads(manifest.read_text()).get("params") if manifest.exists() else None
 
 
+def differing_params(recorded: dict[str, Any], params: DistillParams) -> list[str]:
+    """The keys whose value ``recorded`` (a run's manifest params) has otherwise than ``params``."""
+    current, before = comparable(params.as_dict()), comparable(recorded)
+    return sorted(k for k, v in current.items() if k not in VOLATILE and before.get(k) != v)
+
+
 def differing_args(run_dir: Path, overrides: dict[str, Any]) -> list[str]:
     """The Ultralytics arguments of ``overrides`` that ``args.yaml`` records otherwise (a run without manifest)."""
     args = yaml.safe_load((run_dir / "args.yaml").read_text()) if (run_dir / "args.yaml").exists() else {}
@@ -155,12 +162,9 @@ def prepare_run_dir(run_dir: Path, params: DistillParams, overrides: dict[str, A
             f"longer, start a new run from its weights (student: {run_dir / 'weights' / 'best.pt'}, run: "
             f"{run_dir.name}-more), or set rebuild: true with more epochs to train it again from the start")
     recorded = recorded_params(run_dir)
-    if recorded is not None:
-        current, before = comparable(params.as_dict()), comparable(recorded)
-        differing = sorted(k for k, v in current.items() if k not in VOLATILE and before.get(k) != v)
-    else:
-        differing = differing_args(run_dir, overrides)
+    differing = differing_params(recorded, params) if recorded is not None else differing_args(run_dir, overrides)
     if differing:
         raise ParamsError(f"{run_dir} holds a run made with other params ({', '.join(differing)}): set "
                           "run: <new name> to keep both, or rebuild: true to replace it")
     return "reuse"
+

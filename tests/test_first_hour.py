@@ -19,6 +19,7 @@ from distil import ParamsError
 from distil.data.yolo import NoLabelsError
 from distil.eval.figures import read_results
 from distil.runs import read_checkpoint, run_state
+from distil.shipped_runs import ship_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,6 +89,29 @@ def test_a_run_killed_while_writing_its_checkpoint_resumes_from_best_pt(tiny_dat
     empty = tmp_path / "empty.pt"
     empty.touch()  # a kill before the first byte
     assert read_checkpoint(empty) is None
+
+
+def test_a_shipped_run_is_copied_in_for_the_same_params_and_refused_for_others(tiny_data, tmp_path):
+    params = baseline(tiny_data, tmp_path / "made", epochs=1)
+    run = distil.train(params)
+    with pytest.raises(ParamsError, match="holds no finished run"):
+        ship_run(interrupted_run(baseline(tiny_data, tmp_path / "cut", epochs=2), tiny_data), tmp_path / "nothing")
+    shipped = ship_run(run, tmp_path / "shipped")
+    assert sorted(str(p.relative_to(shipped)) for p in shipped.rglob("*.*")) == [
+        "args.yaml", "manifest.json", "results.csv", "weights/best.pt"]  # last.pt does not ship
+
+    copied = distil.train({**params, "outputs": str(tmp_path / "here"), "run_cache": str(shipped)})
+    assert (copied / "weights" / "best.pt").read_bytes() == (run / "weights" / "best.pt").read_bytes()
+    assert (copied / "results.csv").read_text() == (run / "results.csv").read_text()  # not trained again
+    assert run_state(copied) == "finished" and "shipped" in json.loads((copied / "manifest.json").read_text())
+
+    other = {**params, "outputs": str(tmp_path / "other"), "run_cache": str(shipped), "epochs": 2}
+    with pytest.raises(ParamsError, match="run_cache=.* holds a run made with other params \\(epochs\\): set "
+                                          "run_cache: '' to train this run here"):
+        distil.train(other)
+    assert not (tmp_path / "other" / "runs" / "first-baseline").exists()  # nothing copied
+    with pytest.raises(ParamsError, match="must hold weights/best.pt and manifest.json"):
+        distil.DistillParams.load({**params, "run_cache": str(tmp_path / "nothing")})
 
 
 def test_a_run_finished_through_ultralytics_own_resume_is_recognised(tiny_data, tmp_path):

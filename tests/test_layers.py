@@ -16,7 +16,8 @@ LAYERS = [
     ("data and enhancement", ["distil.data", "distil.enhancement"]),
     ("engine", ["distil.engine"]),
     ("eval", ["distil.eval"]),
-    ("experiment", ["distil.params", "distil.experiment", "distil.teacher_training", "distil.manifest",
+    ("experiment", ["distil.params", "distil.experiment", "distil.teacher_training", "distil.manifest", "distil.runs",
+                    "distil.shipped_runs",
                     "distil.report", "distil.dashboard", "distil.legacy_paths", "distil"]),
 ]
 

@@ -14,7 +14,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from distil.eval.figures import read_results
 from distil.params import DistillParams, EvalParams, ParamsError
+from distil.runs import differing_params, recorded_params
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("kd_study", Path(__file__).parents[1] / "benchmarks" / "kd_study.py")
@@ -170,3 +172,17 @@ def test_make_demo_trains_its_baseline_on_the_studys_converged_schedule():
     epochs = int(re.search(r"-p teacher none -p epochs (\d+)", commands)[1])
     base = DistillParams.load("params/demo.yaml", teacher="assets/demo-teacher.pt")
     assert epochs == kd_study.arm_params(base, "baseline-4x", 0)["epochs"] == 2 * base.epochs
+
+
+def test_make_demo_copies_in_the_shipped_baseline_made_with_the_params_it_would_train():
+    """The baseline in assets/ is the run make demo would train (params/demo.yaml, teacher none, twice the epochs),
+    so copying it in changes nothing but the time; a change to params/demo.yaml must ship it again."""
+    commands = subprocess.run(["make", "-n", "demo"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    baseline_command = next(line for line in commands.replace("\\\n", " ").splitlines() if "_baseline.ipynb" in line)
+    overrides = dict(re.findall(r"-p (\w+) (\S+)", baseline_command))
+    assert overrides["run_cache"] == "assets/demo-baseline" and "OMP_NUM_THREADS" not in commands  # not side by side
+    params = DistillParams.load("params/demo.yaml", teacher="none", epochs=int(overrides["epochs"]),
+                                run_cache=overrides["run_cache"])
+    shipped = ROOT / "assets" / "demo-baseline"
+    assert differing_params(recorded_params(shipped), params) == []
+    assert json.loads((shipped / "manifest.json").read_text())["shipped"]["epochs"] == len(read_results(shipped))
