@@ -510,8 +510,8 @@ class DistillParams(TrainingParams):
             shipped = resolve_path(self.run_cache)
             if not (shipped / "weights" / "best.pt").exists() or not (shipped / "manifest.json").exists():
                 raise ParamsError(f"parameter run_cache={self.run_cache!r}: {shipped} must hold weights/best.pt and "
-                                  "manifest.json (a run shipped by python -m distil.runs ship); set run_cache: '' to "
-                                  "train this run here")
+                                  "manifest.json (a run shipped by python -m distil.shipped_runs ship); set "
+                                  "run_cache: '' to train this run here")
         if self.distilling:
             self.require_teacher()
             self.distill_settings()

@@ -167,4 +167,3 @@ def prepare_run_dir(run_dir: Path, params: DistillParams, overrides: dict[str, A
         raise ParamsError(f"{run_dir} holds a run made with other params ({', '.join(differing)}): set "
                           "run: <new name> to keep both, or rebuild: true to replace it")
     return "reuse"
-

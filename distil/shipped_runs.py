@@ -63,6 +63,7 @@ def copy_shipped_run(params: DistillParams, run_dir: Path) -> None:
 
 
 def copy_files(source: Path, destination: Path) -> None:
+    """The files of a shipped run that ``source`` has, to the same places under ``destination``."""
     for name in SHIPPED_FILES:
         if (source / name).exists():
             (destination / name).parent.mkdir(parents=True, exist_ok=True)
