@@ -71,6 +71,20 @@ def test_cwd_with_uniform_weight_equals_unweighted(maps):
     assert float(loss(s, t, uniform)) == pytest.approx(float(loss(s, t)))
 
 
+def test_masked_cwd_pulls_the_student_towards_the_teacher_tilted_to_the_mask(maps):
+    """Under a mask the loss is a weighted cross-entropy (docstring): lowest, and below zero, for the teacher's
+    distribution reweighted by the mask, not for the teacher's own."""
+    _, teacher, weight = maps
+    loss = build_loss("cwd")
+    tilted = (weight.flatten(2) * torch.softmax(teacher.flatten(2), dim=2)).view_as(teacher)
+    tilted_logits = (tilted / tilted.sum(dim=(2, 3), keepdim=True)).log()
+    assert float(loss(teacher, teacher, weight)) == pytest.approx(0.0, abs=1e-9)
+    assert float(loss(tilted_logits, teacher, weight)) < 0.0
+    nudged = tilted_logits + 0.05 * torch.randn(teacher.shape, generator=torch.Generator().manual_seed(1),
+                                                dtype=teacher.dtype)
+    assert float(loss(nudged, teacher, weight)) > float(loss(tilted_logits, teacher, weight))
+
+
 def test_pkd_equals_one_minus_pearson_per_channel(maps):
     s, t, _ = (x.numpy() for x in maps)
     c = s.shape[1]

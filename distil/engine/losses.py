@@ -75,6 +75,9 @@ class ChannelWiseFeatureLoss(FeatureLoss):
 
     With no weight (``w = 1``) the inner sum is exactly KL(P^T || P^S). Being a distribution
     match per channel, it ignores each map's scale, which differs between teacher and student.
+    With a mask (``distill_mask``) the per-position terms are reweighted: the loss is smallest where
+    :math:`P^S \propto \hat w\,P^T` (the teacher's distribution tilted towards the weighted positions),
+    and it can go below zero (logged per level as ``dis_p3``...); a weighted cross-entropy, not a divergence.
     """
 
     def __init__(self, tau: float = 1.0) -> None:
