@@ -370,10 +370,11 @@ class TeacherParams(TrainingParams):
     teacher_lr0: float = param(0.001, "AdamW learning rate of the RT-DETR stage")
     teacher_cache: str = param("", "a teacher 00_teacher made elsewhere with these same params (with its .json "
                                    "record beside it), copied in instead of training; '' trains here")
+    teacher_batch: int = param(0, "images per batch when training the teacher (0: batch, the student's)")
 
     def validate(self) -> None:
         super().validate()
-        for key in ("teacher_train", "teacher_encoder_epochs", "teacher_epochs"):
+        for key in ("teacher_train", "teacher_encoder_epochs", "teacher_epochs", "teacher_batch"):
             if getattr(self, key) < 0:
                 raise ParamsError(f"parameter {key}={getattr(self, key)} must be >= 0")
         if self.teacher_path.suffix != ".pt":

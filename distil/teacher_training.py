@@ -98,7 +98,7 @@ def teacher_data(params: TeacherParams) -> Path:
 
 def validation_map(checkpoint: str | Path, data: Path, params: TeacherParams, name: str) -> tuple[float, float]:
     """mAP50 and mAP50-95 of a checkpoint on the validation split, by the Ultralytics validator."""
-    metrics = detector(checkpoint).val(data=str(data), imgsz=params.imgsz, batch=params.batch,
+    metrics = detector(checkpoint).val(data=str(data), imgsz=params.imgsz, batch=training_batch(params),
                                        device=params.ultralytics_device, plots=False, verbose=False,
                                        project=str(params.teacher_dir), name=name, exist_ok=True)
     return float(metrics.box.map50), float(metrics.box.map)
@@ -129,7 +129,7 @@ def train_stage(make_model, name: str, data: Path, params: TeacherParams, epochs
         else:
             model = make_model()
             model.add_callback("on_train_start", use_all_cpu_cores)
-            model.train(data=str(data), epochs=epochs, imgsz=params.imgsz, batch=params.batch,
+            model.train(data=str(data), epochs=epochs, imgsz=params.imgsz, batch=training_batch(params),
                         device=params.ultralytics_device, workers=params.workers, seed=params.seed,
                         deterministic=False, project=str(params.teacher_dir), name=name, exist_ok=True, plots=False,
                         time=params.hours or None, **extra)
@@ -152,9 +152,15 @@ TEACHER_KEYS = ("data", "imgsz", "batch", "seed", "demo_val", "demo_test", "demo
                 "teacher_freeze_encoder", "teacher_lr0", "hours")
 
 
+def training_batch(params: TeacherParams) -> int:
+    """The teacher's batch: ``teacher_batch``, else the student's ``batch``."""
+    return params.teacher_batch or params.batch
+
+
 def teacher_defining(params: TeacherParams) -> dict:
-    """The params a trained teacher depends on (a teacher made with others is another teacher)."""
-    return {key: getattr(params, key) for key in TEACHER_KEYS}
+    """The params a trained teacher depends on (a teacher made with others is another teacher); ``batch`` is
+    the one it trains with, so a student's batch can change without making the teacher another."""
+    return {**{key: getattr(params, key) for key in TEACHER_KEYS}, "batch": training_batch(params)}
 
 
 def check_same_teacher(recorded: dict, params: TeacherParams, where: Path) -> None:

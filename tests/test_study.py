@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
+import distil
 from distil.eval.figures import read_results
 from distil.params import DistillParams, EvalParams, ParamsError
 from distil.runs import differing_params, recorded_params
@@ -112,7 +113,8 @@ def test_the_gpu_demo_is_the_demo_drawn_larger_and_capped_in_time():
     gpu = yaml.safe_load((ROOT / "params" / "demo-gpu.yaml").read_text())
     changed = {key for key in demo.keys() & gpu.keys() if demo[key] != gpu[key]}
     assert changed == {"name", "imgsz", "demo_imgsz"} and gpu["hours"] > 0 and gpu["outputs"] != "outputs"
-    assert set(demo) - set(gpu) <= {"teacher_cache", "samples", "speed_reps"}  # no shipped teacher at 640 px
+    # no shipped teacher at 640 px; the GPU teacher trained in the student's batches of 8 (its record says so)
+    assert set(demo) - set(gpu) <= {"teacher_cache", "teacher_batch", "samples", "speed_reps"}
 
 
 def test_the_goal_is_judged_on_three_seeds_against_the_better_baseline():
@@ -172,6 +174,15 @@ def test_make_demo_trains_its_baseline_on_the_studys_converged_schedule():
     epochs = int(re.search(r"-p teacher none -p epochs (\d+)", commands)[1])
     base = DistillParams.load("params/demo.yaml", teacher="assets/demo-teacher.pt")
     assert epochs == kd_study.arm_params(base, "baseline-4x", 0)["epochs"] == 2 * base.epochs
+
+
+def test_the_shipped_teacher_was_made_with_the_demos_params():
+    """make demo copies assets/demo-teacher.pt in only for the params it was made with: a change to params/demo.yaml
+    that touches the teacher (its batch once did, when the student's changed) must ship it again."""
+    params = distil.TeacherParams.load("params/demo.yaml")
+    record = json.loads((ROOT / "assets" / "demo-teacher.json").read_text())
+    distil.teacher_training.check_same_teacher(record["params"], params, ROOT / "assets" / "demo-teacher.pt")
+    assert record["params"]["batch"] == distil.teacher_training.teacher_defining(params)["batch"] != params.batch
 
 
 def test_make_demo_copies_in_the_shipped_baseline_made_with_the_params_it_would_train():
