@@ -169,9 +169,10 @@ def check_same_teacher(recorded: dict, params: TeacherParams, where: Path) -> No
     Raises:
         ParamsError: ``where`` holds a teacher trained with other params.
     """
-    differing = sorted(k for k, v in teacher_defining(params).items() if k in recorded and recorded[k] != v)
+    defining = teacher_defining(params)
+    differing = sorted(k for k, v in defining.items() if k in recorded and recorded[k] != v)
     if differing:
-        changes = ", ".join(f"{k}: {recorded[k]!r} -> {getattr(params, k)!r}" for k in differing)
+        changes = ", ".join(f"{k}: {recorded[k]!r} -> {defining[k]!r}" for k in differing)
         raise ParamsError(f"{where} holds a teacher trained with other params ({changes}): set rebuild: true to train "
                           "it again with these, or name: <new name> to keep both")
 
