@@ -11,7 +11,16 @@ import numpy as np
 import pytest
 import yaml
 
-from distil.data.demo import CLASS_NAMES, FAULTS, apply_fault, image_faults, make_demo_dataset, render_scene
+from distil.data import demo
+from distil.data.demo import (
+    CLASS_NAMES,
+    FAULTS,
+    apply_fault,
+    image_faults,
+    make_demo_dataset,
+    render_scene,
+    write_image,
+)
 
 
 def digest(root):
@@ -77,6 +86,26 @@ def test_existing_dataset_is_reused_and_nothing_else_is_overwritten(tmp_path):
     assert (tmp_path / "mine" / "notes.txt").read_text() == "precious"
     replaced = make_demo_dataset(tmp_path / "d", n_train=5, n_val=2, imgsz=64, overwrite=True)
     assert json.loads((replaced.parent / "dataset.json").read_text())["settings"]["n_train"] == 5
+
+
+def test_an_interrupted_drawing_is_started_again_not_refused(tmp_path, monkeypatch):
+    drawn = []
+
+    def interrupted(root, settings, split, index):
+        if len(drawn) == 3:
+            raise KeyboardInterrupt  # Ctrl-C half-way
+        drawn.append(index)
+        return write_image(root, settings, split, index)
+
+    monkeypatch.setattr(demo, "write_image", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        make_demo_dataset(tmp_path / "d", n_train=4, n_val=2, imgsz=64, workers=1)
+    assert not (tmp_path / "d").exists()  # no half dataset where the next call would refuse it as "other files"
+    monkeypatch.setattr(demo, "write_image", write_image)
+    data_yaml = make_demo_dataset(tmp_path / "d", n_train=4, n_val=2, imgsz=64, workers=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]  # the drawing folder went in whole
+    assert yaml.safe_load(data_yaml.read_text())["train"] == str(tmp_path / "d" / "images" / "train")
+    assert len(list((tmp_path / "d" / "images" / "train").iterdir())) == 4
 
 
 def test_processes_drawing_in_parallel_write_the_same_dataset(tmp_path):

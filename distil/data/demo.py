@@ -276,7 +276,9 @@ def make_demo_dataset(root: str | Path, settings: DemoSettings | None = None, ov
     """Write the demo dataset under ``root`` in YOLO layout and return its ``data.yaml``.
 
     A folder that already holds a dataset made with the same settings is reused as is. A folder
-    that holds anything else is never overwritten unless ``overwrite=True`` is given.
+    that holds anything else is never overwritten unless ``overwrite=True`` is given. The images are
+    drawn in ``<root>.drawing`` and moved to ``root`` once all are there, so a drawing interrupted
+    (Ctrl-C, a killed process) is simply started again by the next call.
 
     Args:
         root: Folder for ``images/``, ``labels/``, ``data.yaml`` and ``dataset.json``.
@@ -313,10 +315,13 @@ def make_demo_dataset(root: str | Path, settings: DemoSettings | None = None, ov
     counts = {"train": settings.n_train, "val": settings.n_val, "test": settings.n_test,
               "unlabeled": settings.n_unlabeled}
     jobs = [(split, index) for split, count in counts.items() for index in range(count)]
+    # drawn beside root and moved in whole: an interrupted drawing leaves no half dataset in root to refuse later
+    drawing = root.with_name(root.name + ".drawing")
+    shutil.rmtree(drawing, ignore_errors=True)
     for split in {split for split, _ in jobs}:
-        (root / "images" / split).mkdir(parents=True, exist_ok=True)
-        (root / "labels" / split).mkdir(parents=True, exist_ok=True)
-    write = functools.partial(write_image, root, settings)
+        (drawing / "images" / split).mkdir(parents=True, exist_ok=True)
+        (drawing / "labels" / split).mkdir(parents=True, exist_ok=True)
+    write = functools.partial(write_image, drawing, settings)
     workers = generation_workers(len(jobs)) if workers is None else workers
     if workers > 1:  # spawned, not forked: OpenCV's thread pool does not survive a fork
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -336,8 +341,11 @@ def make_demo_dataset(root: str | Path, settings: DemoSettings | None = None, ov
         "nc": len(CLASS_NAMES),
         "names": dict(enumerate(CLASS_NAMES)),
     }
-    data_yaml.write_text(yaml.safe_dump(data, sort_keys=False))
-    (root / "dataset.json").write_text(json.dumps({"settings": asdict(settings), "images": images}, indent=1))
+    (drawing / data_yaml.name).write_text(yaml.safe_dump(data, sort_keys=False))
+    (drawing / "dataset.json").write_text(json.dumps({"settings": asdict(settings), "images": images}, indent=1))
+    if root.exists():
+        root.rmdir()  # empty (anything else was refused or cleared above)
+    drawing.rename(root)
     return data_yaml
 
 
