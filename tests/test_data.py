@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from collections import Counter
 
 import cv2
@@ -106,6 +108,15 @@ def test_an_interrupted_drawing_is_started_again_not_refused(tmp_path, monkeypat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]  # the drawing folder went in whole
     assert yaml.safe_load(data_yaml.read_text())["train"] == str(tmp_path / "d" / "images" / "train")
     assert len(list((tmp_path / "d" / "images" / "train").iterdir())) == 4
+
+
+def test_a_script_without_a_main_guard_is_told_to_add_one(tmp_path):
+    """The drawing processes are spawned and import the script again; without a guard each draws anew."""
+    script = tmp_path / "draw.py"
+    script.write_text("from distil.data.demo import make_demo_dataset\n"
+                      f"make_demo_dataset({str(tmp_path / 'd')!r}, n_train=4, n_val=2, imgsz=64, workers=2)\n")
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and 'if __name__ == "__main__":' in done.stderr.splitlines()[-1]
 
 
 def test_processes_drawing_in_parallel_write_the_same_dataset(tmp_path):

@@ -28,6 +28,7 @@ import multiprocessing
 import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -324,8 +325,14 @@ def make_demo_dataset(root: str | Path, settings: DemoSettings | None = None, ov
     write = functools.partial(write_image, drawing, settings)
     workers = generation_workers(len(jobs)) if workers is None else workers
     if workers > 1:  # spawned, not forked: OpenCV's thread pool does not survive a fork
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            written = list(pool.map(write, *zip(*jobs), chunksize=32))
+        try:
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                written = list(pool.map(write, *zip(*jobs), chunksize=32))
+        except BrokenProcessPool as error:  # most often: a script without a main guard, imported again by each
+            raise RuntimeError(
+                "a process drawing the demo images stopped. They are drawn in spawned processes, which import the "
+                "calling script again: in a script, call distil under `if __name__ == \"__main__\":` (notebooks "
+                "need nothing)") from error
     else:
         written = [write(split, index) for split, index in jobs]
     images = dict(written)
