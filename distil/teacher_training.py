@@ -147,7 +147,8 @@ def encoder_layers(model_yaml: str | Path) -> int:
     return len(cfg["backbone"]) + len(cfg["head"]) - 1
 
 
-TEACHER_KEYS = ("data", "imgsz", "batch", "seed", "demo_val", "demo_test", "demo_seed", "demo_imgsz", "enhance",
+# and "batch": the one the teacher trains with (teacher_defining)
+TEACHER_KEYS = ("data", "imgsz", "seed", "demo_val", "demo_test", "demo_seed", "demo_imgsz", "enhance",
                 "teacher_weights", "teacher_model", "teacher_train", "teacher_encoder_epochs", "teacher_epochs",
                 "teacher_freeze_encoder", "teacher_lr0", "hours")
 
@@ -160,7 +161,7 @@ def training_batch(params: TeacherParams) -> int:
 def teacher_defining(params: TeacherParams) -> dict:
     """The params a trained teacher depends on (a teacher made with others is another teacher); ``batch`` is
     the one it trains with, so a student's batch can change without making the teacher another."""
-    return {**{key: getattr(params, key) for key in TEACHER_KEYS}, "batch": training_batch(params)}
+    return {"batch": training_batch(params), **{key: getattr(params, key) for key in TEACHER_KEYS}}
 
 
 def check_same_teacher(recorded: dict, params: TeacherParams, where: Path) -> None:
