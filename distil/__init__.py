@@ -19,10 +19,11 @@ from distil.offline import ensure_offline
 
 ensure_offline()
 
+from distil.engine.periodic_validation import VAL_PERIOD_KEY  # noqa: E402
 from distil.engine.settings import register_cfg_keys  # noqa: E402
 from distil.enhancement.dataset import ENHANCE_KEY  # noqa: E402
 
-register_cfg_keys(ENHANCE_KEY)
+register_cfg_keys({**ENHANCE_KEY, **VAL_PERIOD_KEY})
 
 from distil import data, engine, enhancement, eval, legacy_paths, manifest, teacher_training  # noqa: E402
 from distil.data import make_demo_dataset  # noqa: E402

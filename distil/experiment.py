@@ -1,8 +1,8 @@
 """Python entry points: from validated params to data and trained runs.
 
 ``distil.train(params)`` is what ``03_distill`` calls: it resolves the dataset (generating the
-demo data when asked), then trains through Ultralytics with `DistillationTrainer` (or the plain
-`EnhancedDetectionTrainer` when ``distill_weight`` is 0, the baseline under the identical schedule), and
+demo data when asked), then trains through Ultralytics with `DistillationTrainer` (or `StudentTrainer`,
+the student alone, for the baseline under the identical schedule), and
 returns the Ultralytics run directory, to which it adds a ``manifest.json``.
 """
 
@@ -18,9 +18,8 @@ from ultralytics import YOLO
 from ultralytics.utils import LOGGER
 
 from distil.data import DemoSettings, make_demo_dataset
-from distil.engine import DistillationTrainer
+from distil.engine import DistillationTrainer, StudentTrainer
 from distil.engine.settings import SETTINGS
-from distil.enhancement.dataset import EnhancedDetectionTrainer
 from distil.eval.comparison import validate_one
 from distil.manifest import write_manifest
 from distil.params import DistillParams, Params
@@ -72,6 +71,7 @@ def ultralytics_overrides(params: DistillParams, data_yaml: Path) -> dict[str, A
         "amp": params.amp,
         "mosaic": params.mosaic,
         "close_mosaic": params.close_mosaic,
+        "val_period": params.val_period,
         "fraction": params.fraction,
         "plots": params.plots,
         "enhance": params.enhance,
@@ -104,7 +104,7 @@ def train(params: DistillParams | dict | str | Path, **overrides: Any) -> Path:
     params = DistillParams.load(params, **overrides)  # every setting checked, before anything is built
     started = time.time()
     run_dir = params.runs_dir / params.run_name
-    trainer = DistillationTrainer if params.distilling else EnhancedDetectionTrainer
+    trainer = DistillationTrainer if params.distilling else StudentTrainer
     data_yaml = prepare_data(params)
     arguments = ultralytics_overrides(params, data_yaml)
     if params.run_cache and not (params.rebuild or params.resume) and run_state(run_dir) == "absent":

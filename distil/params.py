@@ -490,6 +490,8 @@ class DistillParams(TrainingParams):
     amp: bool = param(True, "mixed precision on a GPU (the teacher runs under it too)")
     mosaic: float = param(1.0, "probability of mosaic augmentation")
     close_mosaic: int = param(10, "last epochs trained without mosaic")
+    val_period: int = param(1, "validate the first epoch, every N-th and the last N (checkpoints follow): on a small "
+                               "CPU task validation is a large share of each epoch")
     fraction: float = param(1.0, "share of the training images used")
     plots: bool = param(True, "Ultralytics training plots")
     resume: bool = param(False, "continue this run (same name) from its last.pt")
@@ -506,6 +508,8 @@ class DistillParams(TrainingParams):
             raise ParamsError(f"parameter fraction={self.fraction} must be within (0, 1]")
         if self.nbs < 1:
             raise ParamsError(f"parameter nbs={self.nbs} must be >= 1")
+        if self.val_period < 1:
+            raise ParamsError(f"parameter val_period={self.val_period} must be >= 1 (1 validates every epoch)")
         self.require_student()
         if self.run_cache and not self.rebuild:
             shipped = resolve_path(self.run_cache)

@@ -34,8 +34,9 @@ from distil.engine.losses import LOSSES, loss_arguments
 from distil.engine.settings import canonicalize
 from distil.params import DistillParams, ParamsError
 
-# how and where a run was made, not what it is (run: the folder it is in; run_cache: where a copy came from)
-VOLATILE = {"rebuild", "resume", "plots", "workers", "device", "samples", "outputs", "run", "run_cache"}
+# how and where a run was made, not what it is (run: the folder it is in; run_cache: where a copy came from;
+# val_period: how often it was validated, which trains the same student and only picks best.pt among fewer epochs)
+VOLATILE = {"rebuild", "resume", "plots", "workers", "device", "samples", "outputs", "run", "run_cache", "val_period"}
 
 
 def run_state(run_dir: Path) -> str:
@@ -120,7 +121,7 @@ def differing_args(run_dir: Path, overrides: dict[str, Any]) -> list[str]:
     """The Ultralytics arguments of ``overrides`` that ``args.yaml`` records otherwise (a run without manifest)."""
     args = yaml.safe_load((run_dir / "args.yaml").read_text()) if (run_dir / "args.yaml").exists() else {}
     # where the run was written and on what, and what Ultralytics itself rewrites ('optimizer: auto' picks both)
-    ignored = {"project", "name", "exist_ok", "device", "workers", "plots", "data", "optimizer", "lr0"}
+    ignored = {"project", "name", "exist_ok", "device", "workers", "plots", "data", "optimizer", "lr0", "val_period"}
     return sorted(k for k, v in overrides.items() if k not in ignored and k in args and args[k] != v)
 
 

@@ -30,6 +30,8 @@ from .conftest import distill_overrides
     ({"distill_model": "missing/rtdetr-x.pt"}, FileNotFoundError, "distil never downloads weights"),
     ({"distill_model": "rtdetr-xx.yaml"}, FileNotFoundError, "not an Ultralytics model YAML"),
     ({"distill_model": "teacher.onnx"}, ValueError, "must be a .pt checkpoint or a model .yaml"),
+    ({"val_period": 0}, ValueError, "val_period=0 must be a whole number >= 1"),
+    ({"val_period": 2.5}, ValueError, "val_period=2.5 must be a whole number >= 1"),
 ])
 def test_bad_distillation_settings_fail_before_the_dataset_is_read(tmp_path, rtdetr_teacher, extra, error, message):
     missing_data = tmp_path / "no-such-data.yaml"  # would fail later, in the dataset check
@@ -72,6 +74,7 @@ def test_rtdetr_student_is_refused():
     ({"distill_weight": True}, "distill_weight=True has type bool; expected float"),
     ({"epochs": 0}, "epochs=0 must be >= 1"),
     ({"hours": -1.0}, "hours=-1.0 must be >= 0"),
+    ({"val_period": 0}, "val_period=0 must be >= 1"),
     ({"teacher": "nowhere/teacher.pt"}, "teacher \\(parameter teacher\\) checkpoint 'nowhere/teacher.pt' not found"),
     ({"student": "yolov99z.yaml"}, "not an Ultralytics model YAML"),
     ({"data": "nowhere/data.yaml"}, "expected 'demo' or an existing YOLO data.yaml"),

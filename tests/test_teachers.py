@@ -30,7 +30,7 @@ def test_weight_zero_trains_the_plain_baseline_under_the_same_schedule(tiny_data
     assert not (run / "distill.json").exists()
     results = pd.read_csv(run / "results.csv")
     assert not any("dis_" in c for c in results.columns)
-    assert json.loads((run / "manifest.json").read_text())["trainer"] == "EnhancedDetectionTrainer"
+    assert json.loads((run / "manifest.json").read_text())["trainer"] == "StudentTrainer"
 
 
 def test_the_demo_teacher_yaml_builds_without_a_scale_warning(tmp_path):

@@ -1,5 +1,5 @@
 """The distillation engine: settings, hooks, layer pairing, adapters, losses, masks, the distillation
-model, the Ultralytics trainer, and teacher loading.
+model, the Ultralytics trainers (the student's alone, and with its teacher), and teacher loading.
 
 It imports nothing of the experiment layer (params, notebooks' entry points, dashboard): it is
 driven entirely by Ultralytics config keys, so ``YOLO(...).train(trainer=DistillationTrainer, ...)``
@@ -11,10 +11,12 @@ from distil.engine.hooks import FeatureTap, forward_until, head_inputs, layer_ta
 from distil.engine.losses import LOSSES, FeatureLoss, build_loss, register
 from distil.engine.model import FeatureDistillationModel
 from distil.engine.pairing import LevelPair, PairingError, pair_layers
+from distil.engine.periodic_validation import StudentTrainer
 from distil.engine.settings import SETTINGS, DistillSettings, SettingError
 from distil.engine.teacher import build_from_yaml, detector, load_teacher
 from distil.engine.trainer import DistillationTrainer
 
 __all__ = ["LOSSES", "SETTINGS", "DistillSettings", "DistillationTrainer", "FeatureAdapter", "FeatureDistillationModel",
-           "FeatureLoss", "FeatureTap", "LevelPair", "PairingError", "SettingError", "build_from_yaml", "build_loss",
-           "detector", "forward_until", "head_inputs", "layer_table", "load_teacher", "pair_layers", "register"]
+           "FeatureLoss", "FeatureTap", "LevelPair", "PairingError", "SettingError", "StudentTrainer",
+           "build_from_yaml", "build_loss", "detector", "forward_until", "head_inputs", "layer_table", "load_teacher",
+           "pair_layers", "register"]

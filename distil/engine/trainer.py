@@ -44,12 +44,13 @@ from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK
 from ultralytics.utils.torch_utils import unwrap_model
 
 from distil.engine.model import FeatureDistillationModel
+from distil.engine.periodic_validation import StudentTrainer
 from distil.engine.pseudo_labels import pseudo_labels
 from distil.engine.settings import DistillSettings, canonicalize
 from distil.engine.teacher import teacher_names
 from distil.engine.teacher_signals import class_map
 from distil.engine.unlabeled import UnlabeledBatches, append_images, unlabeled_images
-from distil.enhancement.dataset import EnhancedDetectionTrainer, enhance_dataset
+from distil.enhancement.dataset import enhance_dataset
 
 RECORD_NAME = "distill.json"
 
@@ -74,7 +75,7 @@ class TeacherFreezingSummary(logging.Filter):
         return True
 
 
-class DistillationTrainer(EnhancedDetectionTrainer):
+class DistillationTrainer(StudentTrainer):
     """Ultralytics detection trainer that distills a frozen teacher's features into the student.
 
     The distillation settings are Ultralytics config keys: ``distill_model`` (teacher ``.pt`` or YAML)

@@ -139,8 +139,9 @@ def loss_curves(runs: Mapping[str, str | Path]) -> Figure:
     axes = fig.subplots(n_rows, cols, squeeze=False)
     for ax, column in zip(axes.flat, panels):
         for label, table in tables.items():
-            if column in table.columns:
-                ax.plot(table["epoch"], table[column], marker=".", label=label)
+            if column in table.columns:  # epochs that were not validated (val_period) have no mAP: join the others
+                points = table[["epoch", column]].dropna()
+                ax.plot(points["epoch"], points[column], marker=".", label=label)
         ax.set_title(column.replace("train/", "").replace("metrics/", ""), fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
     for ax in list(axes.flat)[len(panels):]:
