@@ -352,3 +352,17 @@ def test_a_run_without_a_feature_term_is_drawn_as_the_path_of_the_teachers_detec
     detections_only = texts(0.0)
     assert "adapter" not in detections_only and "mse" not in detections_only
     assert "labels each unlabeled image once" in detections_only and "no feature term" in detections_only
+
+
+def test_a_teacher_label_file_without_boxes_reads_as_no_rows_and_says_nothing(tmp_path):
+    import warnings
+
+    from distil.engine.unlabeled import read_label_rows
+
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "two.txt").write_text("1 0.5 0.5 0.2 0.1\n3 0.25 0.75 0.1 0.1\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # make demo printed one warning per image the teacher saw nothing on
+        assert read_label_rows(tmp_path / "empty.txt").shape == (0, 5)
+        rows = read_label_rows(tmp_path / "two.txt")
+    assert rows.shape == (2, 5) and rows[1, 0] == 3 and rows[0].tolist() == pytest.approx([1, 0.5, 0.5, 0.2, 0.1])

@@ -60,6 +60,12 @@ def unlabeled_images(source: str | Path) -> list[str]:
     return files
 
 
+def read_label_rows(path: str | Path) -> np.ndarray:
+    """The rows (class, x, y, w, h) of a YOLO label file; an empty file (the teacher saw nothing) is no rows,
+    without the warning ``np.loadtxt`` prints for each of them."""
+    return np.array(Path(path).read_text().split(), dtype=np.float32).reshape(-1, 5)
+
+
 class UnlabeledDataset(YOLODataset):
     """A YOLO training dataset of images without labels: no label file beside them is read, no cache written.
 
@@ -85,7 +91,7 @@ class UnlabeledDataset(YOLODataset):
                 continue
             rows = np.zeros((0, 5), np.float32)
             if self.pseudo_labels is not None and im_file in self.pseudo_labels:
-                rows = np.loadtxt(self.pseudo_labels[im_file], dtype=np.float32, ndmin=2).reshape(-1, 5)
+                rows = read_label_rows(self.pseudo_labels[im_file])
             labels.append({"im_file": im_file, "shape": shape, "cls": rows[:, :1], "bboxes": rows[:, 1:],
                            "segments": [], "keypoints": None, "normalized": True, "bbox_format": "xywh"})
         if skipped:
