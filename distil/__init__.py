@@ -7,17 +7,21 @@ Layers, each importing only those below it (``tests/test_layers.py`` checks it):
     eval/              compare detectors, deployment parity, feature maps, figures, diagram, timing
     engine/            settings, hooks, pairing, adapter, losses, masks, distillation model, trainer, teacher
     enhancement/ data/ image enhancement and enhanced datasets; the demo generator and YOLO readers
-    paths, offline     where files are; keeping Ultralytics off the network
+    paths, offline,    where files are; keeping Ultralytics off the network; the threads training takes
+    threads
 
-Importing the package first keeps Ultralytics offline (`distil.offline`) and registers the
-distillation config keys (`distil.engine.settings`), so both hold in every process that imports it,
+Importing the package first keeps Ultralytics offline (`distil.offline`) and its thread setting from
+passing for the user's (`distil.threads`), and registers the distillation config keys
+(`distil.engine.settings`), so these hold in every process that imports it,
 DDP workers included. What is public is `__all__` below, the subpackages' own ``__all__``, and
 `distil.dashboard` (the Voila app, imported only where it is served).
 """
 
-from distil.offline import ensure_offline
+from distil.offline import ensure_offline  # imports nothing of Ultralytics until called
+from distil.threads import forget_ultralytics_threads  # reads OMP_NUM_THREADS before Ultralytics sets it
 
 ensure_offline()
+forget_ultralytics_threads()
 
 from distil.engine.periodic_validation import VAL_PERIOD_KEY  # noqa: E402
 from distil.engine.settings import register_cfg_keys  # noqa: E402

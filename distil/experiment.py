@@ -8,7 +8,6 @@ returns the Ultralytics run directory, to which it adds a ``manifest.json``.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -26,15 +25,14 @@ from distil.params import DistillParams, Params
 from distil.paths import resolve_model_file, resolve_path
 from distil.runs import prepare_run_dir, run_state
 from distil.shipped_runs import copy_shipped_run
+from distil.threads import training_threads
 
 
 def use_all_cpu_cores(trainer) -> None:
-    """Callback: train on every core. Ultralytics leaves one free, which halves speed on a 2-core CPU.
-
-    ``OMP_NUM_THREADS``, when set, wins: runs side by side (a study) each take their share instead of all contending.
-    """
+    """Callback: train on every core (or ``OMP_NUM_THREADS``; see `distil.threads`). Ultralytics leaves one
+    core free, which halves speed on a 2-core CPU."""
     if trainer.device.type == "cpu":
-        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1))
+        torch.set_num_threads(training_threads())
 
 
 def prepare_data(params: Params, n_train: int | None = None) -> Path:

@@ -100,6 +100,24 @@ def test_best_and_last_are_plain_yolo_loadable_without_distil(distilled_run, tin
     assert [(name, int(count)) for name, count, _ in lines] == [("best.pt", expected), ("last.pt", expected)]
 
 
+def test_importing_ultralytics_does_not_pass_its_one_thread_for_the_users_choice():
+    """Ultralytics sets OMP_NUM_THREADS=1 when imported: the demo's student trained on one core of two, and
+    notebook kernels inherited the 1. A fresh process, as a notebook kernel or make demo starts one."""
+    script = textwrap.dedent("""
+        import os, types, torch
+        import distil
+        from distil.experiment import use_all_cpu_cores
+        use_all_cpu_cores(types.SimpleNamespace(device=torch.device("cpu")))
+        print(os.environ.get("OMP_NUM_THREADS"), torch.get_num_threads())
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    unset = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert unset.stdout.split() == ["None", str(os.cpu_count())]
+    one = subprocess.run([sys.executable, "-c", script], env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True,
+                         text=True, check=True)
+    assert one.stdout.split() == ["1", "1"]
+
+
 def test_training_takes_every_core_unless_omp_num_threads_says_otherwise(monkeypatch):
     before = torch.get_num_threads()
     trainer = SimpleNamespace(device=torch.device("cpu"))
