@@ -124,11 +124,11 @@ def train_stage(make_model, name: str, data: Path, params: TeacherParams, epochs
         if state == "interrupted":
             LOGGER.info(f"distil: resuming teacher stage {name} from {last} (epoch {epochs_done(run_dir) + 1})")
             model = detector(last)
-            model.add_callback("on_train_start", use_all_cpu_cores)
+            model.add_callback("on_pretrain_routine_start", use_all_cpu_cores)
             model.train(resume=True)
         else:
             model = make_model()
-            model.add_callback("on_train_start", use_all_cpu_cores)
+            model.add_callback("on_pretrain_routine_start", use_all_cpu_cores)
             model.train(data=str(data), epochs=epochs, imgsz=params.imgsz, batch=training_batch(params),
                         device=params.ultralytics_device, workers=params.workers, seed=params.seed,
                         deterministic=False, project=str(params.teacher_dir), name=name, exist_ok=True, plots=False,
