@@ -18,10 +18,10 @@ DDP workers included. What is public is `__all__` below, the subpackages' own ``
 """
 
 from distil.offline import ensure_offline  # imports nothing of Ultralytics until called
-from distil.threads import forget_ultralytics_threads  # reads OMP_NUM_THREADS before Ultralytics sets it
+from distil.threads import use_training_threads  # reads OMP_NUM_THREADS before Ultralytics sets it
 
 ensure_offline()
-forget_ultralytics_threads()
+use_training_threads()
 
 from distil.engine.periodic_validation import VAL_PERIOD_KEY  # noqa: E402
 from distil.engine.settings import register_cfg_keys  # noqa: E402

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
 from ultralytics import YOLO
 from ultralytics.utils import LOGGER
 
@@ -25,15 +24,6 @@ from distil.params import DistillParams, Params
 from distil.paths import resolve_model_file, resolve_path
 from distil.runs import prepare_run_dir, run_state
 from distil.shipped_runs import copy_shipped_run
-from distil.threads import training_threads
-
-
-def use_all_cpu_cores(trainer) -> None:
-    """Callback (``on_pretrain_routine_start``, so the teacher's labeling before training has them too): train on
-    every core (or ``OMP_NUM_THREADS``; see `distil.threads`). Ultralytics leaves one core free, which halves
-    speed on a 2-core CPU."""
-    if trainer.device.type == "cpu":
-        torch.set_num_threads(training_threads())
 
 
 def prepare_data(params: Params, n_train: int | None = None) -> Path:
@@ -120,11 +110,9 @@ def train(params: DistillParams | dict | str | Path, **overrides: Any) -> Path:
         return run_dir
     if action == "resume":
         model = YOLO(str(run_dir / "weights" / "last.pt"))
-        model.add_callback("on_pretrain_routine_start", use_all_cpu_cores)
         model.train(trainer=trainer, resume=True)
     else:
         model = YOLO(str(resolve_model_file(params.student, "student")))
-        model.add_callback("on_pretrain_routine_start", use_all_cpu_cores)
         model.train(trainer=trainer, **arguments)
     run_dir = Path(model.trainer.save_dir)
     final = {k: round(float(v), 5) for k, v in (model.trainer.metrics or {}).items()}

@@ -34,7 +34,7 @@ from ultralytics.utils import LOGGER
 
 from distil.engine.teacher import detector, is_rtdetr_yaml
 from distil.eval.figures import read_results, training_seconds
-from distil.experiment import prepare_data, use_all_cpu_cores
+from distil.experiment import prepare_data
 from distil.manifest import write_manifest
 from distil.params import ParamsError, TeacherParams
 from distil.paths import resolve_model_file, resolve_path
@@ -124,11 +124,9 @@ def train_stage(make_model, name: str, data: Path, params: TeacherParams, epochs
         if state == "interrupted":
             LOGGER.info(f"distil: resuming teacher stage {name} from {last} (epoch {epochs_done(run_dir) + 1})")
             model = detector(last)
-            model.add_callback("on_pretrain_routine_start", use_all_cpu_cores)
             model.train(resume=True)
         else:
             model = make_model()
-            model.add_callback("on_pretrain_routine_start", use_all_cpu_cores)
             model.train(data=str(data), epochs=epochs, imgsz=params.imgsz, batch=training_batch(params),
                         device=params.ultralytics_device, workers=params.workers, seed=params.seed,
                         deterministic=False, project=str(params.teacher_dir), name=name, exist_ok=True, plots=False,

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from types import SimpleNamespace
 
 import pandas as pd
 import torch
@@ -15,7 +14,6 @@ from ultralytics.nn.tasks import DetectionModel
 
 from distil.data import CLASS_NAMES
 from distil.engine import FeatureDistillationModel
-from distil.experiment import use_all_cpu_cores
 
 
 def test_teacher_is_frozen_bit_identical_and_in_eval_mode(distilled_run):
@@ -100,14 +98,15 @@ def test_best_and_last_are_plain_yolo_loadable_without_distil(distilled_run, tin
     assert [(name, int(count)) for name, count, _ in lines] == [("best.pt", expected), ("last.pt", expected)]
 
 
-def test_importing_ultralytics_does_not_pass_its_one_thread_for_the_users_choice():
-    """Ultralytics sets OMP_NUM_THREADS=1 when imported: the demo's student trained on one core of two, and
-    notebook kernels inherited the 1. A fresh process, as a notebook kernel or make demo starts one."""
+def test_ultralytics_takes_every_core_unless_omp_num_threads_says_otherwise():
+    """Importing Ultralytics set OMP_NUM_THREADS=1 and its device selection (every trainer, validator, predictor)
+    left a core free: the demo's student and its teacher's labeling ran on one core of two, and notebook kernels
+    inherited the 1. A fresh process, as a notebook kernel or make demo starts one."""
     script = textwrap.dedent("""
-        import os, types, torch
+        import os, torch
         import distil
-        from distil.experiment import use_all_cpu_cores
-        use_all_cpu_cores(types.SimpleNamespace(device=torch.device("cpu")))
+        from ultralytics.utils.torch_utils import select_device
+        select_device("cpu", verbose=False)
         print(os.environ.get("OMP_NUM_THREADS"), torch.get_num_threads())
     """)
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
@@ -116,17 +115,3 @@ def test_importing_ultralytics_does_not_pass_its_one_thread_for_the_users_choice
     one = subprocess.run([sys.executable, "-c", script], env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True,
                          text=True, check=True)
     assert one.stdout.split() == ["1", "1"]
-
-
-def test_training_takes_every_core_unless_omp_num_threads_says_otherwise(monkeypatch):
-    before = torch.get_num_threads()
-    trainer = SimpleNamespace(device=torch.device("cpu"))
-    try:
-        monkeypatch.setenv("OMP_NUM_THREADS", "1")
-        use_all_cpu_cores(trainer)
-        assert torch.get_num_threads() == 1
-        monkeypatch.delenv("OMP_NUM_THREADS")
-        use_all_cpu_cores(trainer)
-        assert torch.get_num_threads() == os.cpu_count()
-    finally:
-        torch.set_num_threads(before)
