@@ -13,8 +13,9 @@ MODELS ?=
 # epochs train on twice the images) it takes about as long.
 BASELINE_EPOCHS = $(shell $(PY) -c "import yaml; print(2 * (yaml.safe_load(open('$(PARAMS)')).get('epochs') or 30))")
 BASELINE = -p teacher none -p epochs $(BASELINE_EPOCHS)
-# It ships in assets/<name>-baseline (make baseline trains it again: about 80 minutes on 2 cores); make demo copies
-# it in (run_cache) where it is there, and trains it side by side with the distilled student where it is not.
+# It ships in assets/<name>-baseline (make baseline trains it again: 87 minutes on one thread beside another
+# run, less alone on 2 cores); make demo copies it in (run_cache) where it is there, and trains it side by side
+# with the distilled student where it is not.
 SHIPPED_BASELINE := $(wildcard assets/$(NAME)-baseline/manifest.json)
 NB_OUT := outputs/notebooks/$(NAME)
 RUN_NOTEBOOK := $(PY) -m distil.run_notebook
