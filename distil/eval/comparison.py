@@ -26,11 +26,15 @@ from distil.eval.timing import interleaved_medians
 METRIC_COLUMNS = ["mAP50", "mAP50-95", "precision", "recall"]
 
 
-def timed_forward_ms(model: torch.nn.Module, imgsz: int, device: torch.device, reps: int) -> float:
-    """Median milliseconds of one forward pass (batch 1, model only, post-processing excluded)."""
+def timed_forward_ms(models: Mapping[str, torch.nn.Module], imgsz: int, device: torch.device,
+                     reps: int) -> dict[str, float]:
+    """Median milliseconds of one forward pass of each model (batch 1, model only, post-processing excluded),
+    timed interleaved so that drift on the machine hits them alike (timed one after the other, two students of
+    the same architecture came out at 17 and 25 ms)."""
     x = torch.rand(1, 3, imgsz, imgsz, device=device)
+    calls = {label: (lambda model=model: model(x)) for label, model in models.items()}
     with torch.inference_mode():
-        return 1000 * interleaved_medians({"model": lambda: model(x)}, reps, device=device)["model"]
+        return {label: 1000 * seconds for label, seconds in interleaved_medians(calls, reps, device=device).items()}
 
 
 def dataset_names(data: str | Path) -> dict[int, str]:
@@ -86,7 +90,7 @@ def evaluate(
         A model whose classes differ from the dataset's (say a COCO teacher) gets no accuracy.
     """
     check_inputs(models, data)
-    rows, per_class, curves = [], [], {}
+    rows, per_class, curves, networks = [], [], {}, {}
     torch_device = select_device(device or "", verbose=False)
     for label, path in models.items():
         path = Path(path)
@@ -106,10 +110,11 @@ def evaluate(
             row.update(dict.fromkeys(METRIC_COLUMNS, math.nan))
         row["params"] = sum(p.numel() for p in network.parameters())
         row["GFLOPs"] = round(float(get_flops(network, imgsz)), 3)
-        row["ms_per_image"] = round(timed_forward_ms(network, imgsz, torch_device, speed_reps), 2) if speed_reps \
-            else math.nan
+        networks[label] = network
         rows.append(row)
     table = pd.DataFrame(rows).set_index("model")
+    times = timed_forward_ms(networks, imgsz, torch_device, speed_reps) if speed_reps else {}
+    table["ms_per_image"] = [round(times[label], 2) if label in times else math.nan for label in table.index]
     table["gap_closed"] = gap_closed(table, teacher, baseline)
     table.attrs.update({"per_class": pd.DataFrame(per_class), "curves": curves, "device": str(torch_device),
                         "imgsz": imgsz, "enhance": enhance, "split": split})
