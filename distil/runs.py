@@ -31,6 +31,7 @@ from ultralytics.utils import LOGGER
 from ultralytics.utils.patches import torch_load
 
 from distil.engine.losses import LOSSES, loss_arguments
+from distil.engine.periodic_validation import keep_results_rows
 from distil.engine.settings import canonicalize
 from distil.params import DistillParams, ParamsError
 
@@ -82,8 +83,7 @@ def resume_from_best(run_dir: Path) -> None:
     csv = run_dir / "results.csv"
     if csv.exists():
         shutil.copy2(csv, aside / "results.csv")
-        header, *rows = csv.read_text().splitlines()
-        csv.write_text("\n".join([header, *rows[:kept]]) + "\n")
+        keep_results_rows(csv, kept)
     shutil.copy2(weights / "best.pt", weights / "last.pt")
     LOGGER.warning(f"distil: {weights / 'last.pt'} was damaged (cut short while written); resuming from best.pt "
                    f"after epoch {kept}, the epochs after it are trained again; the damaged files are in {aside}")

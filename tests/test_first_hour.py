@@ -50,7 +50,7 @@ def interrupted_run(params: dict, data: Path, epochs: int = 1) -> Path:
                        if trainer.epoch == epochs - 1 else None)
     overrides = distil.experiment.ultralytics_overrides(distil.DistillParams.load(params), data)
     with pytest.raises(Interrupt):
-        model.train(trainer=distil.enhancement.dataset.EnhancedDetectionTrainer, **overrides)
+        model.train(trainer=distil.engine.StudentTrainer, **overrides)
     return Path(model.trainer.save_dir)
 
 

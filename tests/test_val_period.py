@@ -9,7 +9,7 @@ import distil
 from distil.engine.periodic_validation import validated_epoch
 from distil.eval.figures import loss_curves, read_results
 
-from .test_first_hour import baseline
+from .test_first_hour import baseline, interrupted_run
 
 MAP = "metrics/mAP50-95(B)"
 
@@ -47,3 +47,11 @@ def test_the_distilled_student_validates_on_the_same_epochs(tiny_data, rtdetr_te
     assert read_results(run).loc[lambda t: t[MAP].notna(), "epoch"].tolist() == [1, 2, 4, 5]
     assert saved_epochs == [1, 2, 4, 5]
     assert (run / "weights" / "adapters_best.pt").exists()
+
+
+def test_a_resumed_run_trains_the_unsaved_epochs_again_and_logs_each_epoch_once(tiny_data, tmp_path):
+    params = baseline(tiny_data, tmp_path / "outputs", epochs=7, val_period=3, run="resumed")
+    run = interrupted_run(params, tiny_data, epochs=2)  # stopped after epoch 2, which was not validated
+    assert read_results(run)["epoch"].tolist() == [1, 2]
+    assert distil.train({**params, "resume": True}) == run  # from epoch 1's last.pt
+    assert read_results(run)["epoch"].tolist() == [1, 2, 3, 4, 5, 6, 7]

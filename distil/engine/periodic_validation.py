@@ -6,13 +6,14 @@ next. With ``val_period: N`` the trainer validates the first epoch, every N-th, 
 (where the best epoch of a decaying schedule usually is), plus whenever Ultralytics' early stopping might
 stop. Checkpoints are written only after a validation, so ``best.pt`` is always an epoch that was
 validated, and an interrupted run resumes from the last validated epoch (up to N-1 epochs are trained
-again). The epochs in between have empty (NaN) validation columns in ``results.csv``. ``val_period: 1``
-(the default) is Ultralytics' own behaviour.
+again, and their rows in ``results.csv`` are replaced, not repeated). The epochs in between have empty
+(NaN) validation columns in ``results.csv``. ``val_period: 1`` (the default) is Ultralytics' own behaviour.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from ultralytics.cfg import get_cfg
 from ultralytics.utils import DEFAULT_CFG
@@ -36,6 +37,12 @@ def validated_epoch(epoch: int, epochs: int, period: int) -> bool:
     return period <= 1 or number == 1 or number % period == 0 or number > epochs - period
 
 
+def keep_results_rows(csv: Path, epochs: int) -> None:
+    """Keep the header and the first ``epochs`` rows of a ``results.csv`` (a run resumes after them)."""
+    header, *rows = csv.read_text().splitlines()
+    csv.write_text("\n".join([header, *rows[:epochs]]) + "\n")
+
+
 class PeriodicValidation:
     """Trainer mixin: validate (and save checkpoints) only on the epochs `validated_epoch` names."""
 
@@ -51,6 +58,13 @@ class PeriodicValidation:
         if self.fitness is None:
             return False
         return super().save_model()
+
+    def resume_training(self, ckpt):
+        """Resume as Ultralytics does, logging from the checkpoint's epoch on: the epochs after it were logged
+        but not saved, and are trained again."""
+        super().resume_training(ckpt)
+        if self.resume and ckpt is not None and self.csv.exists():
+            keep_results_rows(self.csv, self.start_epoch)
 
 
 class StudentTrainer(PeriodicValidation, EnhancedDetectionTrainer):
