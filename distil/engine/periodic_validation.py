@@ -43,13 +43,20 @@ def keep_results_rows(csv: Path, epochs: int) -> None:
     csv.write_text("\n".join([header, *rows[:epochs]]) + "\n")
 
 
-class PeriodicValidation:
-    """Trainer mixin: validate (and save checkpoints) only on the epochs `validated_epoch` names."""
+class StudentTrainer(EnhancedDetectionTrainer):
+    """The student's trainer without a teacher (the baseline): enhancement, and validation (with checkpoints)
+    only on the epochs `validated_epoch` names."""
+
+    def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None):
+        """Check ``val_period`` first, so a bad value fails before any data is read (a resumed run's comes from
+        its checkpoint, so it is checked again once that is read)."""
+        check_val_period(get_cfg(cfg, overrides).val_period)
+        super().__init__(cfg, overrides, _callbacks)
+        self.val_period = check_val_period(self.args.val_period)
 
     def validate(self):
         """Ultralytics' validation on a validated epoch; otherwise NaN metrics and no fitness (nothing is best)."""
-        if (validated_epoch(self.epoch, self.epochs, check_val_period(self.args.val_period))
-                or self.stopper.possible_stop or self.stop):
+        if validated_epoch(self.epoch, self.epochs, self.val_period) or self.stopper.possible_stop or self.stop:
             return super().validate()
         return {key: math.nan for key in self.metrics}, None
 
@@ -65,12 +72,3 @@ class PeriodicValidation:
         super().resume_training(ckpt)
         if self.resume and ckpt is not None and self.csv.exists():
             keep_results_rows(self.csv, self.start_epoch)
-
-
-class StudentTrainer(PeriodicValidation, EnhancedDetectionTrainer):
-    """The student's trainer without a teacher (the baseline): enhancement and ``val_period``."""
-
-    def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None):
-        """Check ``val_period`` first, so a bad value fails before any data is read."""
-        check_val_period(get_cfg(cfg, overrides).val_period)
-        super().__init__(cfg, overrides, _callbacks)
