@@ -29,7 +29,7 @@ from distil.enhancement.dataset import ENHANCE_KEY  # noqa: E402
 
 register_cfg_keys({**ENHANCE_KEY, **VAL_PERIOD_KEY})
 
-from distil import data, engine, enhancement, eval, legacy_paths, manifest, teacher_training  # noqa: E402
+from distil import data, engine, enhancement, eval, legacy_paths, manifest  # noqa: E402
 from distil.data import make_demo_dataset  # noqa: E402
 from distil.engine import LOSSES, SETTINGS, DistillationTrainer, FeatureTap, layer_table, pair_layers  # noqa: E402
 from distil.enhancement import Pipeline, enhance  # noqa: E402
@@ -45,9 +45,24 @@ from distil.params import (  # noqa: E402
     PreprocessParams,
     TeacherParams,
 )
-from distil.teacher_training import prepare_teacher  # noqa: E402
 
 legacy_paths.install()
+
+# Imported on first use: `python -m distil.teacher_training ...` then runs that module once, where an eager
+# import here would have it imported twice (runpy warns of "unpredictable behaviour").
+_LAZY = {"teacher_training": ("distil.teacher_training", None),
+         "prepare_teacher": ("distil.teacher_training", "prepare_teacher")}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'distil' has no attribute {name!r}")
+    import importlib
+
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(module_name)
+    return getattr(module, attribute) if attribute else module
+
 
 __all__ = ["LOSSES", "SETTINGS", "DashboardParams", "DistillParams", "DistillationTrainer", "EvalParams",
            "FeatureParams", "FeatureTap", "Params", "ParamsError", "Pipeline", "PreprocessParams", "TeacherParams",

@@ -23,7 +23,6 @@ from distil.manifest import write_manifest
 from distil.params import DistillParams, Params
 from distil.paths import resolve_model_file, resolve_path
 from distil.runs import prepare_run_dir, run_state
-from distil.shipped_runs import copy_shipped_run
 
 
 def prepare_data(params: Params, n_train: int | None = None) -> Path:
@@ -97,6 +96,9 @@ def train(params: DistillParams | dict | str | Path, **overrides: Any) -> Path:
     data_yaml = prepare_data(params)
     arguments = ultralytics_overrides(params, data_yaml)
     if params.run_cache and not (params.rebuild or params.resume) and run_state(run_dir) == "absent":
+        # imported here, not at the top, so that `python -m distil.shipped_runs` runs that module once
+        from distil.shipped_runs import copy_shipped_run
+
         copy_shipped_run(params, run_dir)  # then reused like a run trained here
     action = prepare_run_dir(run_dir, params, arguments)
     if action == "reuse":

@@ -214,3 +214,12 @@ def test_run_notebook_streams_progress_and_passes_each_notebook_only_its_own_key
     assert "keys for other notebooks, not used here: explore_image, speed_reps, teacher_model" in log
     assert "Epoch" in log and "1/1" in log  # the training's own progress, live
     assert (tmp_path / "03.ipynb").exists()
+
+
+@pytest.mark.parametrize("module", ["distil.teacher_training", "distil.shipped_runs"])
+def test_the_make_targets_module_commands_run_without_a_runpy_warning(module):
+    """make teacher and make baseline end in `python -m distil.<module>`: importing the package must not import
+    that module first, or runpy warns of "unpredictable behaviour" in front of every user."""
+    out = subprocess.run([sys.executable, "-m", module], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode != 0 and "usage: python -m " + module in out.stdout + out.stderr, out.stderr[-2000:]
+    assert "RuntimeWarning" not in out.stderr, out.stderr[-2000:]
