@@ -99,7 +99,7 @@ study: setup
 	$(PY) benchmarks/kd_study.py --params $(PARAMS) --arms baseline baseline-long baseline-4x oracle --seeds 0 1 2
 	$(PY) benchmarks/kd_study.py --params $(PARAMS) --seeds 0
 	$(PY) benchmarks/kd_study.py --params $(PARAMS) --arms $(STUDY_CHOSEN) --seeds 0 1 2
-	$(PY) benchmarks/kd_study.py --report
+	$(PY) benchmarks/kd_study.py --report --readme README.md
 
 # After changing a params class: rewrite the notebooks' parameters cells from it.
 notebooks: setup

@@ -30,6 +30,7 @@ folder is reused and an interrupted one resumed, so the study can stop and go on
     python benchmarks/kd_study.py --arms baseline baseline-long oracle --seeds 0 1 2
     python benchmarks/kd_study.py --arms u-det u-det-offline --seeds 0      # screening, one seed
     python benchmarks/kd_study.py --report                                  # the README's tables
+    python benchmarks/kd_study.py --report --readme README.md               # ... written into the README
 """
 
 from __future__ import annotations
@@ -264,15 +265,16 @@ def main() -> None:
     parser.add_argument("--report", action="store_true", help="print the tables from the results file and stop")
     parser.add_argument("--results", type=Path, default=RESULTS, help="the results file: rows are added to it and "
                         "--report reads it (e.g. an earlier task's, benchmarks/results/kd_study_200_labels.csv)")
+    parser.add_argument("--readme", type=Path, help="with --report: write the report into this file, between "
+                        "its two markers (README.md's study section), instead of printing it")
     args = parser.parse_args()
     if args.report:
-        rows = pd.read_csv(args.results)
-        labeled = ", ".join(str(int(n)) for n in sorted(rows["labeled"].dropna().unique()))
-        where = os.path.relpath(args.results.resolve(), resolve_path("."))
-        machines = ", ".join(sorted(set(rows["machine"].dropna()))) if "machine" in rows else ""
-        print(f"Study results from {where} ({len(rows)} rows; students on {labeled} "
-              f"labeled images), as of {rows['finished'].max()}, on {machines or machine()}:\n")
-        print_report(rows)
+        text = report_text(args.results)
+        if args.readme:
+            write_into(args.readme, text)
+            print(f"updated the study report in {args.readme}")
+        else:
+            print(text)
         return
     base = DistillParams.load(args.params)
     check_same_task(done_rows(args.results), base, args.results)
@@ -282,16 +284,53 @@ def main() -> None:
         for name in args.arms:
             if (name, seed) not in done:
                 run_arm(base, name, seed, args.results)
-    print_report(done_rows(args.results))
+    print(full_report(done_rows(args.results)))
 
 
-def print_report(rows: pd.DataFrame) -> None:
-    """The study's table, then the first schedule's in a table of its own."""
+def full_report(rows: pd.DataFrame) -> str:
+    """The study's table, then the first schedule's in a table of its own, then what the runs cost."""
     first = rows["setting"].str.endswith("-b16")
-    print(report(rows[~first]))
+    parts = [report(rows[~first])]
     if first.any():
-        print("\nThe first schedule, batches of 16 (the `*-b16` arms):\n")
-        print(report(rows[first | (rows["setting"] == "teacher")]))
+        parts += ["\nThe first schedule, batches of 16 (the `*-b16` arms):\n",
+                  report(rows[first | (rows["setting"] == "teacher")])]
+    runs = rows[(rows["setting"] != "teacher") & rows["epochs"].notna()]
+    if len(runs):
+        minutes = runs["s_per_epoch"] * runs["epochs"] / 60
+        parts.append(f"\nThe {len(runs)} runs above: {minutes.sum() / 60:.1f} hours of training, "
+                     f"{minutes.min():.0f} to {minutes.max():.0f} minutes a run.")
+    return "\n".join(parts)
+
+
+def report_text(results: Path) -> str:
+    """The report of a results file, headed by where, when and on what its runs were made."""
+    rows = pd.read_csv(results)
+    labeled = ", ".join(str(int(n)) for n in sorted(rows["labeled"].dropna().unique()))
+    where = os.path.relpath(results.resolve(), resolve_path("."))
+    machines = ", ".join(sorted(set(rows["machine"].dropna()))) if "machine" in rows else ""
+    return (f"Study results from {where} ({len(rows)} rows; students on {labeled} labeled images), as of "
+            f"{rows['finished'].max()}, on {machines or machine()}:\n\n{full_report(rows)}")
+
+
+README_START = "<!-- the study's report: python benchmarks/kd_study.py --report --readme README.md -->"
+README_END = "<!-- end of the study's report -->"
+
+
+def readme_report(readme: Path) -> str:
+    """The report as the README holds it now, between its markers."""
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        raise SystemExit(f"{readme} has no place for the study's report: put the two lines {README_START} and "
+                         f"{README_END} where it goes")
+    return text.split(README_START, 1)[1].split(README_END, 1)[0].strip("\n")
+
+
+def write_into(readme: Path, report: str) -> None:
+    """Replace the report between the README's markers (the README's tables are generated, not typed)."""
+    readme_report(readme)  # the markers are there, or a clear error before anything is written
+    before, rest = readme.read_text().split(README_START, 1)
+    after = rest.split(README_END, 1)[1]
+    readme.write_text(f"{before}{README_START}\n{report}\n{README_END}{after}")
 
 
 if __name__ == "__main__":

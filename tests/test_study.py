@@ -199,3 +199,22 @@ def test_make_demo_copies_in_the_shipped_baseline_made_with_the_params_it_would_
     shipped = ROOT / "assets" / "demo-baseline"
     assert differing_params(recorded_params(shipped), params) == []
     assert json.loads((shipped / "manifest.json").read_text())["shipped"]["epochs"] == len(read_results(shipped))
+
+
+def test_the_readme_holds_the_report_of_the_committed_results():
+    """The README's study tables are generated from benchmarks/results/kd_study.csv, never typed: a row added
+    without regenerating them fails here (python benchmarks/kd_study.py --report --readme README.md)."""
+    assert kd_study.readme_report(ROOT / "README.md") == kd_study.report_text(kd_study.RESULTS), \
+        "README.md's study report is stale: run python benchmarks/kd_study.py --report --readme README.md"
+
+
+def test_the_report_goes_between_the_markers_and_nowhere_else(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# before\n\n{kd_study.README_START}\nold table\n{kd_study.README_END}\n\nafter\n")
+    kd_study.write_into(readme, "| new | table |")
+    start, end = kd_study.README_START, kd_study.README_END
+    assert readme.read_text() == f"# before\n\n{start}\n| new | table |\n{end}\n\nafter\n"
+    readme.write_text("# no markers\n")
+    with pytest.raises(SystemExit, match="no place for the study's report"):
+        kd_study.write_into(readme, "| new | table |")
+    assert readme.read_text() == "# no markers\n"
