@@ -17,7 +17,7 @@ params/demo.yaml (600 epochs of 50 labeled images in batches of 8: 4200 optimize
   ``u-cwd-teacher`` (features under the teacher mask), ``u-cwd-teacher+det``; each row's
   ``images_per_epoch`` counts the unlabeled batch appended to every labeled batch, the last and partial
   one too;
-  arms named with ``+sched`` add the weight schedule (warm-up, then the last epochs without);
+  arms named with ``+sched`` add the weight schedule (a warm-up over the first 30 epochs, the last 60 without);
 - ``oracle``: the true labels of the unlabeled images where the teacher's offline labels would be, on the
   recipe's schedule: the ceiling, not a competitor;
 - ``*-b16``: the demo's first schedule, batches of 16 (4 optimizer steps an epoch): kept because it showed
@@ -63,7 +63,9 @@ COLUMNS = ["setting", "seed", "labeled", "unlabeled", "val_map50_95", "test_map5
 NO_UNLABELED = {"distill_unlabeled": "", "distill_det_mode": "online"}
 # self-training: the teacher labels the unlabeled images once, the student learns from those labels
 SELF_TRAINING = {"distill_unlabeled": "demo", "distill_weight": 0.0, "distill_det": 1.0, "distill_det_mode": "offline"}
-SCHEDULE = {"distill_warmup": 3.0, "distill_stop": 10}
+# the weight schedule, sized to the demo's 600 epochs: the first 5% ramp the teacher's weights up from 0, the
+# last 10% train on the labels alone (the student ends on the true task, as with mosaic off at the end)
+SCHEDULE = {"distill_warmup": 30.0, "distill_stop": 60}
 HALF = {"epochs_factor": 0.5}  # the first schedule: 300 epochs, half the demo's
 ARMS: dict[str, dict] = {
     "baseline": {"teacher": "none", **HALF},
