@@ -14,7 +14,8 @@ params/demo.yaml (600 epochs of 50 labeled images in batches of 8: 4200 optimize
   once: self-training; the demo's recipe), ``u-det-offline`` (the same on half the schedule,
   ``u-det-offline-4x`` on twice it;
   ``u-det-offline-conf0.3`` keeps the teacher's boxes down to score 0.3 instead of 0.5),
-  ``u-cwd-teacher`` (features under the teacher mask), ``u-cwd-teacher+det``; each row's
+  ``u-cwd-teacher`` (features under the teacher mask), ``u-cwd-teacher+det`` (and the teacher's detections
+  online), ``u-cwd-teacher+det-offline`` (with the recipe's offline labels instead); each row's
   ``images_per_epoch`` counts the unlabeled batch appended to every labeled batch, the last and partial
   one too;
   arms named with ``+sched`` add the weight schedule (a warm-up over the first 30 epochs, the last 60 without);
@@ -89,6 +90,9 @@ ARMS: dict[str, dict] = {
                       "distill_weight": 1.0, "distill_det": 0},
     "u-cwd-teacher+det": {"distill_unlabeled": "demo", "distill_loss": "cwd", "distill_mask": "teacher",
                           "distill_weight": 1.0, "distill_det": 1.0, "distill_det_mode": "online"},
+    # the same with the recipe's offline labels: is it the features, or the online detections, that add to it?
+    "u-cwd-teacher+det-offline": {"distill_unlabeled": "demo", "distill_loss": "cwd", "distill_mask": "teacher",
+                                  "distill_weight": 1.0, "distill_det": 1.0, "distill_det_mode": "offline"},
 }
 ARMS.update({f"{name}+sched": {**arm, **SCHEDULE} for name, arm in list(ARMS.items()) if "distill_det" in arm})
 BATCH_16 = {"batch": 16, "nbs": 16}  # the first schedule (see the docstring)

@@ -324,6 +324,27 @@ def test_offline_the_teacher_labels_the_unlabeled_images_once_and_the_labels_are
     assert not list((tmp_path / "offline-a" / "weights").glob("adapters_*.pt"))  # untaught adapters are not saved
 
 
+def test_offline_labels_and_features_teach_together_on_the_unlabeled_images(tiny_data, rtdetr_teacher, tmp_path):
+    """The study's u-cwd-teacher+det-offline: the teacher's features are read on every batch (labeled and
+    unlabeled), its detections come from the offline labels, and both terms are trained."""
+    import pandas as pd
+    from ultralytics import YOLO
+
+    from .conftest import distill_overrides
+
+    seen = []
+    model = YOLO("yolov8n.yaml")
+    model.add_callback("on_train_start", lambda trainer: seen.append(trainer.distill_model.reads_teacher))
+    model.train(trainer=distil.DistillationTrainer, epochs=1, distill_det=1.0, distill_det_mode="offline",
+                distill_det_conf=0.05, distill_unlabeled=str(tiny_data.parent / "images" / "unlabeled"),
+                distill_loss="cwd", distill_mask="teacher",
+                **distill_overrides(tiny_data, rtdetr_teacher, tmp_path, "both", distill_weight=1.0))
+    assert seen == [True] and len(list((tmp_path / "pseudo-labels").glob("*/index.json"))) == 1
+    results = pd.read_csv(tmp_path / "both" / "results.csv")
+    results.columns = results.columns.str.strip()
+    assert results["train/det_loss"].iloc[0] > 0 and results["train/dis_loss"].iloc[0] != 0
+
+
 def test_the_diagram_says_what_teaches_besides_the_features():
     from distil.eval.diagram import beyond_features
 
