@@ -322,20 +322,25 @@ README_START = "<!-- the study's report: python benchmarks/kd_study.py --report 
 README_END = "<!-- end of the study's report -->"
 
 
-def readme_report(readme: Path) -> str:
-    """The report as the README holds it now, between its markers."""
+def readme_parts(readme: Path) -> tuple[str, str, str]:
+    """The README around its report and the report it holds now, split at the two markers."""
     text = readme.read_text()
     if README_START not in text or README_END not in text:
         raise SystemExit(f"{readme} has no place for the study's report: put the two lines {README_START} and "
                          f"{README_END} where it goes")
-    return text.split(README_START, 1)[1].split(README_END, 1)[0].strip("\n")
+    before, rest = text.split(README_START, 1)
+    inside, after = rest.split(README_END, 1)
+    return before, inside.strip("\n"), after
+
+
+def readme_report(readme: Path) -> str:
+    """The report as the README holds it now, between its markers."""
+    return readme_parts(readme)[1]
 
 
 def write_into(readme: Path, report: str) -> None:
     """Replace the report between the README's markers (the README's tables are generated, not typed)."""
-    readme_report(readme)  # the markers are there, or a clear error before anything is written
-    before, rest = readme.read_text().split(README_START, 1)
-    after = rest.split(README_END, 1)[1]
+    before, _, after = readme_parts(readme)  # a clear error, before anything is written, without the markers
     readme.write_text(f"{before}{README_START}\n{report}\n{README_END}{after}")
 
 

@@ -48,20 +48,15 @@ from distil.params import (  # noqa: E402
 
 legacy_paths.install()
 
-# Imported on first use: `python -m distil.teacher_training ...` then runs that module once, where an eager
-# import here would have it imported twice (runpy warns of "unpredictable behaviour").
-_LAZY = {"teacher_training": ("distil.teacher_training", None),
-         "prepare_teacher": ("distil.teacher_training", "prepare_teacher")}
-
-
 def __getattr__(name: str):
-    if name not in _LAZY:
+    """`teacher_training` and `prepare_teacher` are imported on first use: `python -m distil.teacher_training`
+    then runs that module once, where an eager import here would have it imported twice (runpy warns)."""
+    if name not in ("teacher_training", "prepare_teacher"):
         raise AttributeError(f"module 'distil' has no attribute {name!r}")
     import importlib
 
-    module_name, attribute = _LAZY[name]
-    module = importlib.import_module(module_name)
-    return getattr(module, attribute) if attribute else module
+    teacher_training = importlib.import_module("distil.teacher_training")  # `from distil import` would recurse
+    return teacher_training if name == "teacher_training" else teacher_training.prepare_teacher
 
 
 __all__ = ["LOSSES", "SETTINGS", "DashboardParams", "DistillParams", "DistillationTrainer", "EvalParams",
