@@ -7,6 +7,7 @@ set -euo pipefail
 params=${1:-params/demo-gpu.yaml}
 results=${2:-benchmarks/results/kd_study_gpu.csv}
 python=${PYTHON:-python}
+arms="baseline-long u-det-offline-long"  # the baseline of the same schedule and the demo's recipe (STUDY_CHOSEN)
 started=$(date +%s)
 say() { echo "gpu_demo: $(( $(date +%s) - started )) s: $*"; }
 
@@ -16,21 +17,21 @@ say "student data ready"
 $python -m distil.teacher_training train "$params"
 say "teacher ready"
 pids=()
-for arm in baseline-long u-det-offline-long; do  # one results file each: two writers never share one
+for arm in $arms; do  # one results file each: two writers never share one
   $python benchmarks/kd_study.py --params "$params" --arms $arm --seeds 0 --results "${results%.csv}-$arm.csv" &
   pids+=($!)
 done
 failed=0
 for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
 say "students trained (failed: $failed)"
-$python - "$results" <<'PY'
+$python - "$results" $arms <<'PY'
 import sys
 from pathlib import Path
 
 import pandas as pd
 
 results = Path(sys.argv[1])
-parts = [results.with_name(f"{results.stem}-{arm}.csv") for arm in ("baseline-long", "u-det-offline-long")]
+parts = [results.with_name(f"{results.stem}-{arm}.csv") for arm in sys.argv[2:]]
 rows = [pd.read_csv(results)] if results.exists() else []
 merged = pd.concat(rows + [pd.read_csv(part) for part in parts if part.exists()], ignore_index=True)
 merged.drop_duplicates(["setting", "seed", "run"], keep="first").to_csv(results, index=False)

@@ -49,6 +49,7 @@ import torch
 
 import distil
 from distil.engine.pseudo_labels import INDEX, pseudo_label_key
+from distil.engine.settings import SETTINGS
 from distil.engine.teacher_signals import class_map
 from distil.engine.trainer import training_imgsz
 from distil.engine.unlabeled import unlabeled_images
@@ -100,9 +101,14 @@ ARMS.update({f"{name}-b16": {**ARMS[name], **BATCH_16} for name in ("baseline", 
 ARMS["oracle-b16"] = {**ARMS["oracle"], **HALF, **BATCH_16}
 
 
+# every setting some arm sets starts from its default in every arm: what teaches is the arm's alone, whatever
+# recipe the params file (the demo's) holds
+ARM_KEYS = sorted({key for arm in ARMS.values() for key in arm} & set(SETTINGS))
+
+
 def arm_params(base: DistillParams, name: str, seed: int) -> dict:
     """The flat params of one arm and seed."""
-    arm = dict(ARMS[name])
+    arm = {**{key: SETTINGS[key].default for key in ARM_KEYS}, **ARMS[name]}
     epochs = round(base.epochs * arm.pop("epochs_factor", 1))
     if arm.pop("oracle", False):  # the offline path, fed the true labels (see oracle_labels)
         arm = {**arm, **SELF_TRAINING, "distill_det_conf": 1.0}

@@ -427,7 +427,7 @@ class EvalParams(ModelParams):
 
     baseline_run: str = param("auto", "run trained without distillation ('auto': <name>-baseline)")
     distilled_run: str = param("auto", "run trained with distillation ('auto': <name>-<what teaches>, e.g. "
-                                       "demo-det-u)")
+                                       "demo-cwd-det-u)")
     oracle_run: str = param("auto", "the ceiling, trained on true labels ('auto': study-oracle-s<seed> if the study "
                                     "ran it; '': none)")
     speed_reps: int = param(20, "timed repetitions per model (after warm-up)")

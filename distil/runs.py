@@ -32,7 +32,7 @@ from ultralytics.utils.patches import torch_load
 
 from distil.engine.losses import LOSSES, loss_arguments
 from distil.engine.periodic_validation import keep_results_rows
-from distil.engine.settings import canonicalize
+from distil.engine.settings import SETTINGS, canonicalize
 from distil.params import DistillParams, ParamsError
 
 # how and where a run was made, not what it is (run: the folder it is in; run_cache: where a copy came from;
@@ -114,7 +114,10 @@ def recorded_params(run_dir: Path) -> dict[str, Any] | None:
 def differing_params(recorded: dict[str, Any], params: DistillParams) -> list[str]:
     """The keys whose value ``recorded`` (a run's manifest params) has otherwise than ``params``."""
     current, before = comparable(params.as_dict()), comparable(recorded)
-    return sorted(k for k, v in current.items() if k not in VOLATILE and before.get(k) != v)
+    ignored = set(VOLATILE)
+    if current["teacher"] == before.get("teacher") == "none":  # a student alone: no distillation setting trains it
+        ignored |= set(SETTINGS)
+    return sorted(k for k, v in current.items() if k not in ignored and before.get(k) != v)
 
 
 def differing_args(run_dir: Path, overrides: dict[str, Any]) -> list[str]:

@@ -18,7 +18,7 @@ import distil
 from distil import ParamsError
 from distil.data.yolo import NoLabelsError
 from distil.eval.figures import read_results
-from distil.runs import read_checkpoint, run_state
+from distil.runs import differing_params, read_checkpoint, recorded_params, run_state
 from distil.shipped_runs import ship_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,6 +110,13 @@ def test_a_shipped_run_is_copied_in_for_the_same_params_and_refused_for_others(t
                                           "run_cache: '' to train this run here"):
         distil.train(other)
     assert not (tmp_path / "other" / "runs" / "first-baseline").exists()  # nothing copied
+    # a student alone is the same run whatever distillation the params file would otherwise do (make demo's
+    # baseline is params/demo.yaml with teacher: none, so the demo's recipe can change without shipping it again)
+    recipe = {"distill_loss": "cwd", "distill_mask": "teacher", "distill_det": 1.0, "distill_weight": 0.5}
+    assert differing_params(recorded_params(shipped), distil.DistillParams.load({**params, **recipe})) == []
+    (tmp_path / "teacher.pt").touch()  # where a teacher is, the distillation settings make the run
+    assert {*recipe, "teacher"} <= set(differing_params(recorded_params(shipped), distil.DistillParams.load(
+        {**params, **recipe, "teacher": str(tmp_path / "teacher.pt")})))
     with pytest.raises(ParamsError, match="must hold weights/best.pt and manifest.json"):
         distil.DistillParams.load({**params, "run_cache": str(tmp_path / "nothing")})
 
