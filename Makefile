@@ -94,7 +94,7 @@ bench: setup
 # The study (many hours on a CPU; finished runs are reused, so it can stop and go on): the references
 # on three seeds, every arm screened on seed 0 (choices on the validation split), the chosen arm on
 # three seeds, then the README's table. STUDY_CHOSEN is the arm params/demo.yaml's recipe is.
-STUDY_CHOSEN ?= u-det-offline-long
+STUDY_CHOSEN ?= u-cwd-teacher+det
 study: setup
 	$(PY) benchmarks/kd_study.py --params $(PARAMS) --arms baseline baseline-long baseline-4x oracle --seeds 0 1 2
 	$(PY) benchmarks/kd_study.py --params $(PARAMS) --seeds 0

@@ -7,7 +7,7 @@ set -euo pipefail
 params=${1:-params/demo-gpu.yaml}
 results=${2:-benchmarks/results/kd_study_gpu.csv}
 python=${PYTHON:-python}
-arms="baseline-long u-det-offline-long"  # the baseline of the same schedule and the demo's recipe (STUDY_CHOSEN)
+arms="baseline-long u-cwd-teacher+det"  # the baseline of the same schedule and the demo's recipe (STUDY_CHOSEN)
 started=$(date +%s)
 say() { echo "gpu_demo: $(( $(date +%s) - started )) s: $*"; }
 
