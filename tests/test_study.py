@@ -48,6 +48,17 @@ def test_arms_change_only_what_teaches():
     assert offline["run"] == "study-u-det-offline-s2" and offline["student"] == baseline["student"]
 
 
+def test_an_arm_is_the_same_whatever_recipe_the_params_file_holds():
+    """The demo's recipe moved from self-training to features + online detections: no other arm may move with it
+    (a study row is reused by its name, so an arm that changed would be trained one way and reported as another)."""
+    now = DistillParams.load("params/demo.yaml", teacher="assets/demo-teacher.pt")
+    before = DistillParams.load("params/demo.yaml", teacher="assets/demo-teacher.pt", distill_loss="mse",
+                                distill_mask="none", distill_weight=0.0, distill_det_mode="offline")
+    assert now.distill_loss != before.distill_loss
+    for name in kd_study.ARMS:
+        assert kd_study.arm_params(now, name, 0) == kd_study.arm_params(before, name, 0), name
+
+
 def test_the_first_schedule_arms_keep_batches_of_16_whatever_the_demo_takes():
     base = DistillParams.load("params/demo.yaml", teacher="assets/demo-teacher.pt", batch=8, nbs=8)
     for name, epochs in (("baseline", 300), ("baseline-long", 600), ("u-det-offline", 300), ("oracle", 300)):
