@@ -62,7 +62,6 @@ from distil.runs import run_state
 RESULTS = Path(__file__).parent / "results" / "kd_study.csv"
 COLUMNS = ["setting", "seed", "labeled", "unlabeled", "val_map50_95", "test_map50_95", "val_map50", "test_map50",
            "s_per_epoch", "epochs", "images_per_epoch", "run", "finished", "machine"]
-NO_UNLABELED = {"distill_unlabeled": "", "distill_det_mode": "online"}
 # self-training: the teacher labels the unlabeled images once, the student learns from those labels
 SELF_TRAINING = {"distill_unlabeled": "demo", "distill_weight": 0.0, "distill_det": 1.0, "distill_det_mode": "offline"}
 # the weight schedule, sized to the demo's 600 epochs: the first 5% ramp the teacher's weights up from 0, the
@@ -74,12 +73,11 @@ ARMS: dict[str, dict] = {
     "baseline-long": {"teacher": "none"},
     "baseline-4x": {"teacher": "none", "epochs_factor": 2},
     "oracle": {"oracle": True},
-    "cwd-gt": {**NO_UNLABELED, "distill_loss": "cwd", "distill_mask": "gt", "distill_weight": 1.0, "distill_det": 0},
-    "cwd-teacher": {**NO_UNLABELED, "distill_loss": "cwd", "distill_mask": "teacher", "distill_weight": 1.0,
-                    "distill_det": 0},
-    "det": {**NO_UNLABELED, "distill_weight": 0.0, "distill_det": 1.0},
-    "cwd-gt+det": {**NO_UNLABELED, "distill_loss": "cwd", "distill_mask": "gt", "distill_weight": 1.0,
-                   "distill_det": 1.0},
+    # labeled images only: no distill_unlabeled (an arm starts from the defaults, see ARM_KEYS)
+    "cwd-gt": {"distill_loss": "cwd", "distill_mask": "gt", "distill_weight": 1.0, "distill_det": 0},
+    "cwd-teacher": {"distill_loss": "cwd", "distill_mask": "teacher", "distill_weight": 1.0, "distill_det": 0},
+    "det": {"distill_weight": 0.0, "distill_det": 1.0},
+    "cwd-gt+det": {"distill_loss": "cwd", "distill_mask": "gt", "distill_weight": 1.0, "distill_det": 1.0},
     "u-det": {"distill_unlabeled": "demo", "distill_weight": 0.0, "distill_det": 1.0, "distill_det_mode": "online"},
     # the recipe: as many optimizer steps as baseline-long, twice its images
     "u-det-offline-long": dict(SELF_TRAINING),
