@@ -368,15 +368,24 @@ class TeacherParams(TrainingParams):
     teacher_epochs: int = param(15, "RT-DETR epochs (with teacher_weights: 0 uses them as they are)")
     teacher_freeze_encoder: bool = param(True, "train only the decoder on top of the pre-trained encoder")
     teacher_lr0: float = param(0.001, "AdamW learning rate of the RT-DETR stage")
+    teacher_refine_epochs: int = param(0, "RT-DETR from scratch: more decoder epochs after the decoder stage, from its "
+                                          "best, at teacher_refine_lr0 (0: none)")
+    teacher_refine_lr0: float = param(0.0003, "AdamW learning rate of the refine stage: lower, to settle a decoder "
+                                              "that the decoder stage's rate leaves shaking from epoch to epoch")
     teacher_cache: str = param("", "a teacher 00_teacher made elsewhere with these same params (with its .json "
                                    "record beside it), copied in instead of training; '' trains here")
     teacher_batch: int = param(0, "images per batch when training the teacher (0: batch, the student's)")
 
     def validate(self) -> None:
         super().validate()
-        for key in ("teacher_train", "teacher_encoder_epochs", "teacher_epochs", "teacher_batch"):
+        for key in ("teacher_train", "teacher_encoder_epochs", "teacher_epochs", "teacher_batch",
+                    "teacher_refine_epochs"):
             if getattr(self, key) < 0:
                 raise ParamsError(f"parameter {key}={getattr(self, key)} must be >= 0")
+        if self.teacher_refine_epochs and self.teacher_weights:
+            raise ParamsError(f"teacher_refine_epochs={self.teacher_refine_epochs} refines an RT-DETR trained from "
+                              "scratch (teacher_model); a teacher fine-tuned from teacher_weights trains in one stage: "
+                              "set teacher_refine_epochs: 0 and give teacher_epochs what it needs")
         if self.teacher_path.suffix != ".pt":
             raise ParamsError(f"parameter teacher={self.teacher!r} must be 'auto' or the .pt path where the teacher "
                               "is kept")
