@@ -22,7 +22,7 @@ from distil.eval.comparison import validate_one
 from distil.manifest import write_manifest
 from distil.params import DistillParams, Params
 from distil.paths import resolve_model_file, resolve_path
-from distil.runs import prepare_run_dir, run_state
+from distil.runs import prepare_run_dir, run_state, teacher_fingerprint
 
 
 def prepare_data(params: Params, n_train: int | None = None) -> Path:
@@ -119,5 +119,5 @@ def train(params: DistillParams | dict | str | Path, **overrides: Any) -> Path:
     run_dir = Path(model.trainer.save_dir)
     final = {k: round(float(v), 5) for k, v in (model.trainer.metrics or {}).items()}
     write_manifest(run_dir / "manifest.json", params.as_dict(), started, device=model.trainer.device,
-                   trainer=trainer.__name__, final_metrics=final)
+                   trainer=trainer.__name__, final_metrics=final, teacher_sha1=teacher_fingerprint(params))
     return run_dir

@@ -13,11 +13,14 @@ A run folder under ``outputs/runs`` is in one of five states, read off what Ultr
   run was started or resumed (``distil.train``, or ``YOLO(last.pt).train(..., resume=True)``).
 
 A finished run of the same params is reused; one made with other params, or an interrupted one, is
-never overwritten without ``rebuild: true``.
+never overwritten without ``rebuild: true``. "The same params" includes the teacher's weights: a run's
+manifest keeps a fingerprint of the checkpoint that taught it, since ``teacher: auto`` names a file that
+``00_teacher`` may replace (a retrained or refined teacher) under the same path.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 import shutil
@@ -170,4 +173,22 @@ def prepare_run_dir(run_dir: Path, params: DistillParams, overrides: dict[str, A
     if differing:
         raise ParamsError(f"{run_dir} holds a run made with other params ({', '.join(differing)}): set "
                           "run: <new name> to keep both, or rebuild: true to replace it")
+    taught_by = recorded_teacher(run_dir)
+    if taught_by and taught_by != teacher_fingerprint(params):
+        raise ParamsError(f"{run_dir} holds a run taught by another teacher: {params.teacher_path} has been replaced "
+                          "since (its weights differ from the ones the run's manifest records): set run: <new name> "
+                          "to keep both, or rebuild: true to train it again with this teacher")
     return "reuse"
+
+
+def teacher_fingerprint(params: DistillParams) -> str | None:
+    """A hash of the teacher checkpoint's bytes, where a teacher teaches (None for the student alone)."""
+    if not params.distilling or not params.teacher_path.is_file():
+        return None
+    return hashlib.sha1(params.teacher_path.read_bytes()).hexdigest()
+
+
+def recorded_teacher(run_dir: Path) -> str | None:
+    """The fingerprint of the teacher that taught a finished run (None where its manifest predates it)."""
+    manifest = run_dir / "manifest.json"
+    return json.loads(manifest.read_text()).get("teacher_sha1") if manifest.exists() else None

@@ -121,6 +121,25 @@ def test_a_shipped_run_is_copied_in_for_the_same_params_and_refused_for_others(t
         distil.DistillParams.load({**params, "run_cache": str(tmp_path / "nothing")})
 
 
+def test_a_finished_run_is_not_reused_once_its_teacher_checkpoint_has_been_replaced(tiny_data, rtdetr_teacher,
+                                                                                    tmp_path):
+    """teacher: auto names a file 00_teacher replaces (a retrained or refined teacher): same params, other teacher."""
+    teacher = tmp_path / "teacher.pt"
+    shutil.copyfile(rtdetr_teacher, teacher)
+    params = baseline(tiny_data, tmp_path, epochs=1, teacher=str(teacher), run="taught")
+    run = distil.train(params)
+    best = (run / "weights" / "best.pt").read_bytes()
+    assert distil.train(params) == run and (run / "weights" / "best.pt").read_bytes() == best  # reused
+
+    checkpoint = torch.load(teacher, weights_only=False)
+    next(checkpoint["model"].parameters()).data += 1.0  # another teacher under the same path
+    torch.save(checkpoint, teacher)
+    with pytest.raises(ParamsError, match="holds a run taught by another teacher: .*teacher.pt has been replaced "
+                                          "since .*set run: <new name> to keep both, or rebuild: true"):
+        distil.train(params)
+    assert (run / "weights" / "best.pt").read_bytes() == best  # nothing overwritten
+
+
 def test_a_run_finished_through_ultralytics_own_resume_is_recognised(tiny_data, tmp_path):
     params = baseline(tiny_data, tmp_path)
     run = interrupted_run(params, tiny_data)
