@@ -3,7 +3,7 @@
 Feature distillation reads only the teacher's encoder outputs (the inputs of its decoder), so
 what must be strong is its backbone and hybrid encoder. A DETR-style decoder, with one-to-one
 matching, learns slowly; a dense YOLO head learns fast. Training from scratch therefore goes in
-two stages:
+stages:
 
 1. **encoder**: the teacher's backbone + encoder with a YOLO ``Detect`` head in place of the
    RT-DETR decoder (same layer indices), trained with the default YOLO recipe;
