@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -169,11 +169,6 @@ def teacher_defining(params: TeacherParams) -> dict:
     return {"batch": training_batch(params), **{key: getattr(params, key) for key in TEACHER_KEYS}}
 
 
-def default(key: str):
-    """The default of a teacher param."""
-    return next((f.default for f in fields(TeacherParams) if f.name == key), None)
-
-
 def check_same_teacher(recorded: dict, params: TeacherParams, where: Path) -> None:
     """Refuse a cached teacher made with other params, naming them.
 
@@ -183,8 +178,8 @@ def check_same_teacher(recorded: dict, params: TeacherParams, where: Path) -> No
     Raises:
         ParamsError: ``where`` holds a teacher trained with other params.
     """
-    defining = teacher_defining(params)
-    recorded = {key: recorded.get(key, default(key)) for key in defining}
+    defining, defaults = teacher_defining(params), teacher_defining(TeacherParams())
+    recorded = {key: recorded.get(key, defaults[key]) for key in defining}
     differing = sorted(k for k, v in defining.items() if recorded[k] != v)
     if differing:
         changes = ", ".join(f"{k}: {recorded[k]!r} -> {defining[k]!r}" for k in differing)
@@ -313,8 +308,8 @@ def refine(params: TeacherParams) -> TeacherReport:
     if [stage.name for stage in stages] != ["encoder", "decoder"]:
         raise ParamsError(f"{source} was made in stages {[stage.name for stage in stages]}; the refine stage follows "
                           "an RT-DETR's encoder and decoder stages only, once")
-    check_same_teacher(recorded.get("params", {}), replace(params, **{key: default(key) for key in REFINE_KEYS}),
-                       source)
+    unrefined = replace(params, **{key: getattr(TeacherParams(), key) for key in REFINE_KEYS})
+    check_same_teacher(recorded.get("params", {}), unrefined, source)
     manifest = params.teacher_dir / "manifest.json"
     made_on = (json.loads(manifest.read_text()) if made_here and manifest.exists()
                else recorded.get("manifest", {})).get("device", "")
@@ -322,10 +317,11 @@ def refine(params: TeacherParams) -> TeacherReport:
     params.teacher_dir.mkdir(parents=True, exist_ok=True)
     start = params.teacher_dir / "unrefined.pt"  # kept: the refine stage starts from it, and it is what was refined
     shutil.copyfile(source, start)
-    best, stage = train_refine(start, teacher_data(params), params, params.teacher_freeze_encoder)
+    data = teacher_data(params)
+    best, stage = train_refine(start, data, params, params.teacher_freeze_encoder)
     params.teacher_path.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(best, params.teacher_path)
-    return finish(params, params.teacher_path, "trained", teacher_data(params), [*stages, stage], started)
+    return finish(params, params.teacher_path, "trained", data, [*stages, stage], started)
 
 
 def copy_shipped_teacher(params: TeacherParams, data: Path, started: float) -> TeacherReport:
