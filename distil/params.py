@@ -496,7 +496,7 @@ class DistillParams(TrainingParams):
     nbs: int = param(64, "nominal batch size: gradients of batches add up to it before each optimizer step (a small "
                          "dataset learns in fewer epochs with a smaller one)")
     patience: int = param(100, "epochs without improvement before stopping early")
-    amp: bool = param(True, "mixed precision on a GPU (the teacher runs under it too)")
+    amp: bool = param(True, "mixed precision on a GPU (the teacher too); the teacher in bf16 on a CPU with bf16 units")
     mosaic: float = param(1.0, "probability of mosaic augmentation")
     close_mosaic: int = param(10, "last epochs trained without mosaic")
     val_period: int = param(1, "validate the first epoch, every N-th and the last N (checkpoints follow): on a small "

@@ -66,18 +66,17 @@ def distilled_run(tiny_data, rtdetr_teacher, tmp_path_factory):
     Returns the trainer (its live model, optimizer and initial states are inspected by tests).
     """
     from ultralytics import YOLO
-    from ultralytics.nn.tasks import load_checkpoint
 
     from distil import DistillationTrainer
 
     model = YOLO("yolov8n.yaml")
-    teacher_before = {k: v.clone() for k, v in load_checkpoint(rtdetr_teacher)[0].state_dict().items()}
     snapshots = {}
 
     def remember_initial_state(trainer):  # after setup, before the first step
         wrapper = trainer.model
         snapshots["student"] = {k: v.clone() for k, v in wrapper.student_model.state_dict().items()}
         snapshots["adapters"] = {k: v.clone() for k, v in wrapper.projector.state_dict().items()}
+        snapshots["teacher"] = {k: v.clone() for k, v in wrapper.teacher_model.state_dict().items()}  # as fused
 
     model.add_callback("on_pretrain_routine_end", remember_initial_state)
     project = tmp_path_factory.mktemp("runs")
@@ -85,6 +84,6 @@ def distilled_run(tiny_data, rtdetr_teacher, tmp_path_factory):
                 **{k: v for k, v in distill_overrides(tiny_data, rtdetr_teacher, project, "run").items()})
     trainer = model.trainer
     trainer.initial_student = snapshots["student"]
-    trainer.teacher_before = teacher_before
+    trainer.teacher_before = snapshots["teacher"]
     trainer.adapters_before = snapshots["adapters"]
     return trainer

@@ -22,6 +22,7 @@ from distil.data import CLASS_NAMES
 from distil.engine import DistillSettings, FeatureDistillationModel, load_teacher
 from distil.engine.response import ResponseLoss, response_targets
 from distil.engine.schedule import distill_factor
+from distil.engine.teacher import cpu_computes_bf16, ready_for_inference
 from distil.engine.teacher_signals import ClassMappingError, Detections, TeacherReader, class_map
 from distil.engine.unlabeled import UnlabeledBatches, UnlabeledImagesError, append_images, unlabeled_images
 
@@ -387,3 +388,32 @@ def test_a_teacher_label_file_without_boxes_reads_as_no_rows_and_says_nothing(tm
         assert read_label_rows(tmp_path / "empty.txt").shape == (0, 5)
         rows = read_label_rows(tmp_path / "two.txt")
     assert rows.shape == (2, 5) and rows[1, 0] == 3 and rows[0].tolist() == pytest.approx([1, 0.5, 0.5, 0.2, 0.1])
+
+
+# --- how the teacher runs -------------------------------------------------------------------------------
+def test_the_teacher_made_ready_for_inference_says_what_it_said_and_bf16_nearly_so(tiny_data, rtdetr_teacher):
+    images = real_batch(tiny_data, "val")["img"]
+    layers = [21, 24, 27]
+    plain = load_teacher(rtdetr_teacher)
+    ready = ready_for_inference(load_teacher(rtdetr_teacher))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in ready.model[:-1].modules())  # Conv + BN fused
+    before = TeacherReader(plain, layers, saliency=True)(plain, images)
+    after = TeacherReader(ready, layers, saliency=True)(ready, images)
+    for fused, unfused in zip(after.maps, before.maps):
+        assert fused.is_contiguous()  # channels-last inside, plain layout out: losses may view(...) the maps
+        assert torch.allclose(fused, unfused, atol=1e-4 * float(unfused.abs().max()))
+    for stride in before.saliency:
+        assert torch.allclose(after.saliency[stride], before.saliency[stride], atol=1e-5)
+    bf16 = TeacherReader(ready, layers, saliency=True, cpu_bf16=True)(ready, images)
+    for low, full in zip(bf16.maps, before.maps):
+        error = float((low - full).abs().max() / full.abs().max())
+        assert low.dtype == torch.float32 and 1e-5 < error < 0.05, error  # it ran in bf16, and came back close
+
+
+def test_the_teacher_runs_in_bf16_only_under_amp_on_a_cpu_with_bf16_instructions(rtdetr_teacher):
+    settings = DistillSettings(distill_model=str(rtdetr_teacher), distill_det=1.0)
+    with_amp = FeatureDistillationModel(load_teacher(rtdetr_teacher), student(), settings, imgsz=64)
+    assert with_amp.reader.cpu_bf16 == cpu_computes_bf16()
+    no_amp = student()
+    no_amp.args = get_cfg(overrides={"amp": False})
+    assert not FeatureDistillationModel(load_teacher(rtdetr_teacher), no_amp, settings, imgsz=64).reader.cpu_bf16

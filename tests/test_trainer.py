@@ -14,6 +14,7 @@ from ultralytics.nn.tasks import DetectionModel
 
 from distil.data import CLASS_NAMES
 from distil.engine import FeatureDistillationModel
+from distil.engine.teacher import cpu_computes_bf16
 
 
 def test_teacher_is_frozen_bit_identical_and_in_eval_mode(distilled_run):
@@ -67,6 +68,7 @@ def test_results_csv_has_distill_columns(distilled_run):
 def test_distill_record_and_adapters_beside_weights(distilled_run):
     record = json.loads((distilled_run.save_dir / "distill.json").read_text())
     assert record["teacher_type"] == "RTDETRDetectionModel" and record["settings"]["distill_loss"] == "mse"
+    assert record["teacher_precision"] == ("bf16" if cpu_computes_bf16() else "fp32")  # amp is on by default
     assert [lv["teacher"]["index"] for lv in record["levels"]] == [21, 24, 27]
     assert [lv["student"]["index"] for lv in record["levels"]] == [15, 18, 21]
     assert [lv["adapter"]["in_channels"] for lv in record["levels"]] == [64, 128, 256]

@@ -20,7 +20,8 @@ helpers find the parts by attribute name, so the names are theirs: ``teacher_mod
 
 What it replaces: how features are found and compared. Layers are paired by stride from the two
 heads' inputs (the base class only knows YOLO ``Detect`` heads), the teacher runs only up to its last
-hooked layer, and the loss comes from `distil.engine.losses`. The base ``__init__`` is not called (it
+hooked layer (fused, channels-last, and in bf16 under ``amp`` on a CPU with bf16 instructions, as AMP
+runs it in fp16 on a GPU), and the loss comes from `distil.engine.losses`. The base ``__init__`` is not called (it
 looks for a Detect head in the teacher); `loss` and `__getstate__`/`__setstate__` are overridden.
 """
 
@@ -43,7 +44,7 @@ from distil.engine.pairing import LevelPair, PairingError, pair_layers
 from distil.engine.response import ResponseLoss, response_targets
 from distil.engine.schedule import distill_factor
 from distil.engine.settings import DistillSettings
-from distil.engine.teacher import load_teacher
+from distil.engine.teacher import cpu_computes_bf16, load_teacher, ready_for_inference
 from distil.engine.teacher_signals import Detections, TeacherReader, TeacherSignals, class_map
 
 
@@ -93,7 +94,7 @@ class FeatureDistillationModel(DistillationModel):
         nn.Module.__init__(self)  # the base __init__ finds layers through a Detect head only
         check_student(student)
         device = next(student.parameters()).device
-        self.teacher_model = load_teacher(teacher).to(device)
+        self.teacher_model = ready_for_inference(load_teacher(teacher).to(device))
         self.student_model = student
         self.settings = settings
         self.pairs: list[LevelPair] = pair_layers(
@@ -108,7 +109,8 @@ class FeatureDistillationModel(DistillationModel):
         online = settings.distill_det > 0 and settings.distill_det_mode == "online"
         self.reader = TeacherReader(self.teacher_model, self.teacher_feats_idx,
                                     saliency=settings.distill_mask == "teacher", detections=online,
-                                    conf=settings.distill_det_conf, classes=self.classes)
+                                    conf=settings.distill_det_conf, classes=self.classes,
+                                    cpu_bf16=amp_requested(student) and cpu_computes_bf16())
         self.reads_teacher = settings.distill_weight > 0 or online  # offline response alone needs no teacher pass
         if settings.distill_mask == "teacher":
             strides = set(self.reader.saliency_strides(self.teacher_model, imgsz))
@@ -263,6 +265,13 @@ class FeatureDistillationModel(DistillationModel):
                              "labeled_images": n_labeled, "images": n_images, "grad_norm": norms})
         self.measure_balance = False
 
+    def teacher_precision(self) -> str:
+        """How the teacher's pass computes: ``bf16`` (CPU), ``fp16 (amp)`` (GPU) or ``fp32``."""
+        if self.reader.cpu_bf16:
+            return "bf16"
+        on_gpu = self.teacher_model is not None and next(self.teacher_model.parameters()).device.type == "cuda"
+        return "fp16 (amp)" if on_gpu and amp_requested(self.student_model) else "fp32"
+
     def describe(self) -> dict:
         """The distillation as resolved, for ``distill.json``."""
         classes = None
@@ -272,6 +281,7 @@ class FeatureDistillationModel(DistillationModel):
         return {
             "teacher": str(self.settings.distill_model),
             "teacher_type": type(self.teacher_model).__name__ if self.teacher_model is not None else None,
+            "teacher_precision": self.teacher_precision(),
             "student_type": type(self.student_model).__name__,
             "settings": self.settings.as_dict(),
             "levels": [
@@ -282,6 +292,12 @@ class FeatureDistillationModel(DistillationModel):
             "student_parameters": sum(p.numel() for p in self.student_model.parameters()),
             "adapter_parameters": sum(p.numel() for p in self.projector.parameters()),
         }
+
+
+def amp_requested(student: nn.Module) -> bool:
+    """Whether the trainer's ``amp`` is on (a student built outside a trainer has no arguments: off)."""
+    args = getattr(student, "args", None)
+    return bool(args.get("amp", False) if isinstance(args, dict) else getattr(args, "amp", False))
 
 
 def written_by_teacher(batch: dict) -> Detections:

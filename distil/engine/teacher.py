@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from torch import nn
 from ultralytics import RTDETR, YOLO
 from ultralytics.nn.tasks import DetectionModel, RTDETRDetectionModel, load_checkpoint, yaml_model_load
@@ -53,6 +54,26 @@ def load_teacher(source: str | Path | nn.Module) -> nn.Module:
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     return model
+
+
+def ready_for_inference(model: nn.Module) -> nn.Module:
+    """The frozen teacher, in place, made cheaper to run with the same outputs (to float rounding).
+
+    Conv and BatchNorm fused, and channels-last memory on an x86 CPU or CUDA: what Ultralytics' own
+    predictor does with a model. The teacher runs on every training step; on the demo (2-core CPU)
+    this takes its pass from 0.30 to 0.22 s a batch and a training step from 0.62 to 0.56 s.
+    """
+    model.fuse(verbose=False)
+    device = next(model.parameters()).device
+    if device.type == "cuda" or (device.type == "cpu" and torch.backends.mkldnn.is_available()):
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
+def cpu_computes_bf16() -> bool:
+    """Whether this CPU has bf16 instructions (AVX512-BF16 or AMX), where a bf16 pass is faster than fp32;
+    elsewhere bf16 is emulated, and slower."""
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
 def teacher_names(source: str | Path | nn.Module) -> dict[int, str]:

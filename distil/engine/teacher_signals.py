@@ -97,10 +97,13 @@ class TeacherReader:
         detections: Compute detections as targets.
         conf: Score from which a detection is kept.
         classes: For each teacher class, its dataset class or -1 (see `class_map`); needed for detections.
+        cpu_bf16: On a CPU, run the teacher in bf16 (autocast), as AMP runs it in fp16 on a GPU; every
+            signal comes back in fp32. Worth it only where the CPU has bf16 instructions (`cpu_computes_bf16`).
     """
 
     def __init__(self, teacher: nn.Module, feature_layers: Sequence[int], saliency: bool = False,
-                 detections: bool = False, conf: float = 0.5, classes: torch.Tensor | None = None) -> None:
+                 detections: bool = False, conf: float = 0.5, classes: torch.Tensor | None = None,
+                 cpu_bf16: bool = False) -> None:
         head = teacher.model[-1]
         if (saliency or detections) and not isinstance(head, (RTDETRDecoder, Detect)):
             raise TypeError(f"the teacher's head is {type(head).__name__}: the teacher-guided mask and its "
@@ -111,7 +114,7 @@ class TeacherReader:
         self.feature_layers = list(feature_layers)
         self.head_layers = head_inputs(teacher)
         self.want_saliency, self.want_detections = saliency, detections
-        self.conf, self.classes = conf, classes
+        self.conf, self.classes, self.cpu_bf16 = conf, classes, cpu_bf16
         self.full_forward = detections or (saliency and not self.rtdetr)
         taps = self.feature_layers + (self.head_layers if saliency else [])
         self.tap = FeatureTap(sorted(set(taps)))
@@ -124,12 +127,13 @@ class TeacherReader:
 
     @torch.no_grad()
     def __call__(self, teacher: nn.Module, images: torch.Tensor) -> TeacherSignals:
-        with self.tap.attach(teacher) as tap:
+        bf16 = self.cpu_bf16 and images.device.type == "cpu"
+        with self.tap.attach(teacher) as tap, torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             output = teacher(images) if self.full_forward else forward_until(teacher, images, self.last_layer)
-            captured = dict(zip(self.tap.indices, tap.take()))
+            captured = {i: x.float().contiguous() for i, x in zip(self.tap.indices, tap.take())}
+            saliency = self.read_saliency(teacher.model[-1], [captured[i] for i in self.head_layers], output,
+                                          images) if self.want_saliency else None
         maps = [captured[i] for i in self.feature_layers]
-        saliency = self.read_saliency(teacher.model[-1], [captured[i] for i in self.head_layers], output, images) \
-            if self.want_saliency else None
         detections = self.read_detections(output, images) if self.want_detections else None
         return TeacherSignals(maps, saliency, detections)
 
