@@ -9,10 +9,11 @@ PORT ?= 8866
 MODELS ?=
 # The baseline: the same student with no teacher (and so no unlabeled images), on twice the distilled
 # student's epochs: on the demo the student alone still gains at the end of the recipe's schedule and stops
-# improving within twice it (README, "Does teaching pay?"). Side by side with the distilled student (whose
+# improving within twice it (README, "Does teaching pay?"): it stops early as the study's runs do (patience
+# 100), where the distilled student runs its schedule to the end. Side by side with the distilled student (whose
 # epochs train on twice the images) it takes about as long.
 BASELINE_EPOCHS = $(shell $(PY) -c "import yaml; print(2 * (yaml.safe_load(open('$(PARAMS)')).get('epochs') or 30))")
-BASELINE = -p teacher none -p epochs $(BASELINE_EPOCHS)
+BASELINE = -p teacher none -p epochs $(BASELINE_EPOCHS) -p patience 100
 # It ships in assets/<name>-baseline (make baseline trains it again: 87 minutes on one thread beside another
 # run, less alone on 2 cores); make demo copies it in (run_cache) where it is there, and trains it side by side
 # with the distilled student where it is not.

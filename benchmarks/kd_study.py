@@ -67,6 +67,7 @@ SELF_TRAINING = {"distill_unlabeled": "demo", "distill_weight": 0.0, "distill_de
 # the weight schedule, sized to the demo's 600 epochs: the first 5% ramp the teacher's weights up from 0, the
 # last 10% train on the labels alone (the student ends on the true task, as with mosaic off at the end)
 SCHEDULE = {"distill_warmup": 30.0, "distill_stop": 60}
+STUDY_PATIENCE = 100  # epochs without a better validation before a run stops: what made baseline-4x converged
 HALF = {"epochs_factor": 0.5}  # the first schedule: 300 epochs, half the demo's
 ARMS: dict[str, dict] = {
     "baseline": {"teacher": "none", **HALF},
@@ -110,9 +111,10 @@ def arm_params(base: DistillParams, name: str, seed: int) -> dict:
     epochs = round(base.epochs * arm.pop("epochs_factor", 1))
     if arm.pop("oracle", False):  # the offline path, fed the true labels (see oracle_labels)
         arm = {**arm, **SELF_TRAINING, "distill_det_conf": 1.0}
-    # every epoch validated: the study's curves are its evidence of convergence (the demo validates fewer)
+    # every epoch validated: the study's curves are its evidence of convergence (the demo validates fewer), and
+    # every run stops early as Ultralytics does by default (the demo's distilled run does not)
     return {**base.as_dict(), **arm, "epochs": epochs, "seed": seed, "plots": False, "rebuild": False,
-            "val_period": 1, "run": f"study-{name}-s{seed}"}
+            "val_period": 1, "patience": STUDY_PATIENCE, "run": f"study-{name}-s{seed}"}
 
 
 def oracle_labels(params: DistillParams) -> None:

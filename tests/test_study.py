@@ -186,9 +186,12 @@ def test_the_gpu_demo_script_trains_the_teacher_then_both_students_and_merges_th
 def test_make_demo_trains_its_baseline_on_the_studys_converged_schedule():
     """The demo's closing table compares against the baseline trained until it stops improving (baseline-4x)."""
     commands = subprocess.run(["make", "-n", "demo"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    epochs = int(re.search(r"-p teacher none -p epochs (\d+)", commands)[1])
+    epochs, patience = map(int, re.search(r"-p teacher none -p epochs (\d+) -p patience (\d+)", commands).groups())
     base = DistillParams.load("params/demo.yaml", teacher="assets/demo-teacher.pt")
-    assert epochs == kd_study.arm_params(base, "baseline-4x", 0)["epochs"] == 2 * base.epochs
+    converged = kd_study.arm_params(base, "baseline-4x", 0)
+    assert epochs == converged["epochs"] == 2 * base.epochs
+    assert patience == converged["patience"] > 0  # it stops early, as the study's did; the recipe runs to its end
+    assert base.patience == 0
 
 
 def test_the_shipped_teacher_was_made_with_the_demos_params():
@@ -207,8 +210,7 @@ def test_make_demo_copies_in_the_shipped_baseline_made_with_the_params_it_would_
     baseline_command = next(line for line in commands.replace("\\\n", " ").splitlines() if "_baseline.ipynb" in line)
     overrides = dict(re.findall(r"-p (\w+) (\S+)", baseline_command))
     assert overrides["run_cache"] == "assets/demo-baseline" and "OMP_NUM_THREADS" not in commands  # not side by side
-    params = DistillParams.load("params/demo.yaml", teacher="none", epochs=int(overrides["epochs"]),
-                                run_cache=overrides["run_cache"])
+    params = DistillParams.load("params/demo.yaml", **{key: yaml.safe_load(value) for key, value in overrides.items()})
     shipped = ROOT / "assets" / "demo-baseline"
     assert differing_params(recorded_params(shipped), params) == []
     assert json.loads((shipped / "manifest.json").read_text())["shipped"]["epochs"] == len(read_results(shipped))
