@@ -21,8 +21,8 @@ helpers find the parts by attribute name, so the names are theirs: ``teacher_mod
 What it replaces: how features are found and compared. Layers are paired by stride from the two
 heads' inputs (the base class only knows YOLO ``Detect`` heads), the teacher runs only up to its last
 hooked layer (fused, channels-last, and in bf16 under ``amp`` on a CPU with bf16 instructions, as AMP
-runs it in fp16 on a GPU), and the loss comes from `distil.engine.losses`. The base ``__init__`` is not called (it
-looks for a Detect head in the teacher); `loss` and `__getstate__`/`__setstate__` are overridden.
+runs it in fp16 on a GPU), and the loss comes from `distil.engine.losses`. The base ``__init__`` is not
+called (it looks for a Detect head in the teacher); `loss` and `__getstate__`/`__setstate__` are overridden.
 """
 
 from __future__ import annotations
