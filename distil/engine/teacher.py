@@ -73,8 +73,9 @@ def ready_for_inference(model: nn.Module) -> nn.Module:
 
 def cpu_computes_bf16() -> bool:
     """Whether this CPU has bf16 instructions (AVX512-BF16 or AMX), where a bf16 pass is faster than fp32;
-    elsewhere bf16 is emulated, and slower."""
-    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    elsewhere bf16 is emulated, and slower. The checks are private to PyTorch: where a release drops them, fp32."""
+    checks = (getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    return any(check() for check in checks if check is not None)
 
 
 def teacher_names(source: str | Path | nn.Module) -> dict[int, str]:
