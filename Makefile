@@ -93,13 +93,12 @@ bench: setup
 	$(PY) benchmarks/inference_parity.py
 
 # The study (many hours on a CPU; finished runs are reused, so it can stop and go on): the references
-# on three seeds, every arm screened on seed 0 (choices on the validation split), the chosen arm on
-# three seeds, then the README's table. STUDY_CHOSEN is the arm params/demo.yaml's recipe is.
-STUDY_CHOSEN ?= u-cwd-teacher+det
+# on three seeds, every arm of params/study/ screened on seed 0 (choices on the validation split), the arm
+# params/demo.yaml is (--chosen) on three seeds, then the README's table.
 study: setup
 	$(PY) benchmarks/kd_study.py --params $(PARAMS) --arms baseline baseline-long baseline-4x oracle --seeds 0 1 2
 	$(PY) benchmarks/kd_study.py --params $(PARAMS) --seeds 0
-	$(PY) benchmarks/kd_study.py --params $(PARAMS) --arms $(STUDY_CHOSEN) --seeds 0 1 2
+	$(PY) benchmarks/kd_study.py --params $(PARAMS) --chosen --seeds 0 1 2
 	$(PY) benchmarks/kd_study.py --report --readme README.md
 
 # After changing a params class: rewrite the notebooks' parameters cells from it.

@@ -7,7 +7,8 @@ set -euo pipefail
 params=${1:-params/demo-gpu.yaml}
 results=${2:-benchmarks/results/kd_study_gpu.csv}
 python=${PYTHON:-python}
-arms="baseline-long u-cwd-teacher+det"  # the baseline of the same schedule and the demo's recipe (STUDY_CHOSEN)
+# the baseline of the same schedule and the demo's recipe (the arm params/demo.yaml is)
+arms="baseline-long $($python -c "import runpy; print(runpy.run_path('benchmarks/kd_study.py')['chosen_arm']())")"
 started=$(date +%s)
 say() { echo "gpu_demo: $(( $(date +%s) - started )) s: $*"; }
 

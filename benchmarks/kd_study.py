@@ -1,35 +1,23 @@
 """Does teaching pay? The study behind the README's tables, on the demo, against a converged student.
 
-Every arm trains the same student with the same seeds against the demo teacher, on the schedule of
-params/demo.yaml (600 epochs of 50 labeled images in batches of 8: 4200 optimizer steps) or half of it
-(the arms of the first schedule); only what teaches, and how long, differs:
+Its arms are params files, ``params/study/<arm>.yaml``: each builds on ``_study.yaml`` (what every arm shares:
+``params/demo.yaml``'s task and schedule, every epoch validated, Ultralytics' early stopping, every distillation
+setting some arm sets at its default) and holds only what its arm changes; the comment at its top says what it
+tests. So every arm trains the same student with the same seeds against the demo teacher; only what teaches,
+and how long, differs. ``baseline-4x`` (the student alone on twice the demo's schedule, early-stopped within it)
+is the converged reference; ``oracle*`` arms learn from the true labels of the unlabeled images where the
+teacher's offline labels would be (the ceiling, not a competitor: this script writes them as a label folder).
 
-- ``baseline-long``: the student on its labeled images, no teacher, on the demo's schedule: as many
-  optimizer steps as the recipe; ``baseline``: the same on half the schedule (as many steps as
-  ``u-det-offline``); ``baseline-4x``: twice the demo's schedule, the check that ``baseline-long`` is
-  converged (it was not: ``baseline-4x`` early-stops within its schedule and is the converged reference);
-- labeled images only: ``cwd-gt`` (the best feature setting of the earlier loss study),
-  ``cwd-teacher`` (the teacher mask), ``det`` (the teacher's detections as targets), ``cwd-gt+det``;
-- with the unlabeled images: ``u-det`` (online response), ``u-det-offline-long`` (the teacher labels them
-  once: self-training; the demo's recipe), ``u-det-offline`` (the same on half the schedule,
-  ``u-det-offline-4x`` on twice it;
-  ``u-det-offline-conf0.3`` keeps the teacher's boxes down to score 0.3 instead of 0.5),
-  ``u-cwd-teacher`` (features under the teacher mask), ``u-cwd-teacher+det`` (and the teacher's detections
-  online), ``u-cwd-teacher+det-offline`` (with the recipe's offline labels instead); each row's
-  ``images_per_epoch`` counts the unlabeled batch appended to every labeled batch, the last and partial
-  one too;
-  arms named with ``+sched`` add the weight schedule (a warm-up over the first 30 epochs, the last 60 without);
-- ``oracle``: the true labels of the unlabeled images where the teacher's offline labels would be, on the
-  recipe's schedule: the ceiling, not a competitor;
-- ``*-b16``: the demo's first schedule, batches of 16 (4 optimizer steps an epoch): kept because it showed
-  that on 50 labels the student is short of optimizer steps, which is why the demo now takes batches of 8.
-
-Runs are validated on ``val`` (where choices are made) and ``test`` (reported). Each finished run adds
-a row to ``benchmarks/results/kd_study.csv`` at once; a run already there is skipped, a finished run
-folder is reused and an interrupted one resumed, so the study can stop and go on across sessions.
+Runs are validated on ``val`` (where choices are made) and ``test`` (reported). Each finished run adds a row
+to ``benchmarks/results/kd_study.csv`` at once, with its CPU seconds (and those of the labeling pass it learned
+from); a run already there is skipped, a finished run folder is reused and an interrupted one resumed, so the
+study can stop and go on across sessions. ``--draw N`` runs arms on another draw of the demo's data
+(``demo_seed: N``, 1000 test images; rows in ``kd_study_draws.csv``): a check on data no choice was made on.
 
     python benchmarks/kd_study.py --arms baseline baseline-long oracle --seeds 0 1 2
     python benchmarks/kd_study.py --arms u-det u-det-offline --seeds 0      # screening, one seed
+    python benchmarks/kd_study.py --chosen                                  # the arm params/demo.yaml is
+    python benchmarks/kd_study.py --draw 1 --arms baseline-4x --seeds 0     # another draw of the data
     python benchmarks/kd_study.py --report                                  # the README's tables
     python benchmarks/kd_study.py --report --readme README.md               # ... written into the README
 """
@@ -44,89 +32,110 @@ import platform
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
 import distil
-from distil.engine.pseudo_labels import INDEX, pseudo_label_key
-from distil.engine.settings import SETTINGS
-from distil.engine.teacher_signals import class_map
+from distil.engine.labeling import LabelSettings, LabelStore, ShardLabels, image_list
 from distil.engine.trainer import training_imgsz
-from distil.engine.unlabeled import unlabeled_images
 from distil.eval.comparison import dataset_names
 from distil.eval.figures import read_results, training_seconds
 from distil.params import DistillParams
+from distil.params_files import BASE_KEY, load_yaml_text, read_params_file
 from distil.paths import resolve_path
-from distil.runs import run_state
+from distil.runs import VOLATILE, comparable, run_state
 
+ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "kd_study.csv"
-COLUMNS = ["setting", "seed", "labeled", "unlabeled", "val_map50_95", "test_map50_95", "val_map50", "test_map50",
-           "s_per_epoch", "epochs", "images_per_epoch", "run", "finished", "machine"]
-# self-training: the teacher labels the unlabeled images once, the student learns from those labels
-SELF_TRAINING = {"distill_unlabeled": "demo", "distill_weight": 0.0, "distill_det": 1.0, "distill_det_mode": "offline"}
-# the weight schedule, sized to the demo's 600 epochs: the first 5% ramp the teacher's weights up from 0, the
-# last 10% train on the labels alone (the student ends on the true task, as with mosaic off at the end)
-SCHEDULE = {"distill_warmup": 30.0, "distill_stop": 60}
-STUDY_PATIENCE = 100  # epochs without a better validation before a run stops: what made baseline-4x converged
-HALF = {"epochs_factor": 0.5}  # the first schedule: 300 epochs, half the demo's
-ARMS: dict[str, dict] = {
-    "baseline": {"teacher": "none", **HALF},
-    "baseline-long": {"teacher": "none"},
-    "baseline-4x": {"teacher": "none", "epochs_factor": 2},
-    "oracle": {"oracle": True},
-    # labeled images only: no distill_unlabeled (an arm starts from the defaults, see ARM_KEYS)
-    "cwd-gt": {"distill_loss": "cwd", "distill_mask": "gt", "distill_weight": 1.0, "distill_det": 0},
-    "cwd-teacher": {"distill_loss": "cwd", "distill_mask": "teacher", "distill_weight": 1.0, "distill_det": 0},
-    "det": {"distill_weight": 0.0, "distill_det": 1.0},
-    "cwd-gt+det": {"distill_loss": "cwd", "distill_mask": "gt", "distill_weight": 1.0, "distill_det": 1.0},
-    "u-det": {"distill_unlabeled": "demo", "distill_weight": 0.0, "distill_det": 1.0, "distill_det_mode": "online"},
-    # the recipe: as many optimizer steps as baseline-long, twice its images
-    "u-det-offline-long": dict(SELF_TRAINING),
-    "u-det-offline": {**SELF_TRAINING, **HALF},
-    "u-det-offline-4x": {**SELF_TRAINING, "epochs_factor": 2},  # the recipe on baseline-4x's schedule
-    # more of the teacher's boxes (recall) at the price of more false ones
-    "u-det-offline-conf0.3": {**SELF_TRAINING, **HALF, "distill_det_conf": 0.3},
-    "u-cwd-teacher": {"distill_unlabeled": "demo", "distill_loss": "cwd", "distill_mask": "teacher",
-                      "distill_weight": 1.0, "distill_det": 0},
-    "u-cwd-teacher+det": {"distill_unlabeled": "demo", "distill_loss": "cwd", "distill_mask": "teacher",
-                          "distill_weight": 1.0, "distill_det": 1.0, "distill_det_mode": "online"},
-    # the same with the recipe's offline labels: is it the features, or the online detections, that add to it?
-    "u-cwd-teacher+det-offline": {"distill_unlabeled": "demo", "distill_loss": "cwd", "distill_mask": "teacher",
-                                  "distill_weight": 1.0, "distill_det": 1.0, "distill_det_mode": "offline"},
-}
-ARMS.update({f"{name}+sched": {**arm, **SCHEDULE} for name, arm in list(ARMS.items()) if "distill_det" in arm})
-BATCH_16 = {"batch": 16, "nbs": 16}  # the first schedule (see the docstring)
-ARMS.update({f"{name}-b16": {**ARMS[name], **BATCH_16} for name in ("baseline", "baseline-long", "u-det-offline")})
-ARMS["oracle-b16"] = {**ARMS["oracle"], **HALF, **BATCH_16}
+DRAWS = Path(__file__).parent / "results" / "kd_study_draws.csv"
+ARMS_DIR = ROOT / "params" / "study"
+STUDY_BASE = ARMS_DIR / "_study.yaml"
+DEMO = ROOT / "params" / "demo.yaml"
+DRAW_TEST = 1000  # test images of another draw: its numbers carry less sampling noise than the 200 of draw 0
+COLUMNS = ["setting", "seed", "draw", "labeled", "unlabeled", "val_map50_95", "test_map50_95", "val_map50",
+           "test_map50", "s_per_epoch", "epochs", "images_per_epoch", "cpu_s", "label_cpu_s", "run", "finished",
+           "machine"]
+# how a run was made (where, how often validated, under which name), not what it trains: ignored when an arm is
+# compared with a params file
+STUDY_ONLY = {"val_period", "patience", "plots", "run", "seed"}
 
 
-# every setting some arm sets starts from its default in every arm: what teaches is the arm's alone, whatever
-# recipe the params file (the demo's) holds
-ARM_KEYS = sorted({key for arm in ARMS.values() for key in arm} & set(SETTINGS))
+def arm_files(folder: Path = ARMS_DIR) -> dict[str, Path]:
+    """Arm name -> its params file (files starting with ``_`` are shared bases, not arms)."""
+    return {path.stem: path for path in sorted(folder.glob("*.yaml")) if not path.name.startswith("_")}
 
 
-def arm_params(base: DistillParams, name: str, seed: int) -> dict:
-    """The flat params of one arm and seed."""
-    arm = {**{key: SETTINGS[key].default for key in ARM_KEYS}, **ARMS[name]}
-    epochs = round(base.epochs * arm.pop("epochs_factor", 1))
-    if arm.pop("oracle", False):  # the offline path, fed the true labels (see oracle_labels)
-        arm = {**arm, **SELF_TRAINING, "distill_det_conf": 1.0}
-    # every epoch validated: the study's curves are its evidence of convergence (the demo validates fewer), and
-    # every run stops early as Ultralytics does by default (the demo's distilled run does not)
-    return {**base.as_dict(), **arm, "epochs": epochs, "seed": seed, "plots": False, "rebuild": False,
-            "val_period": 1, "patience": STUDY_PATIENCE, "run": f"study-{name}-s{seed}"}
+ARMS = arm_files()
 
 
-def oracle_labels(params: DistillParams) -> None:
-    """Put the unlabeled images' true label files where the trainer looks for the teacher's offline labels."""
-    images = unlabeled_images(params.unlabeled_source)
+def own_keys(path: Path) -> dict:
+    """A params file's keys without its base."""
+    values = load_yaml_text(path.read_text(), str(path)) or {}
+    return {k: v for k, v in values.items() if k != BASE_KEY}
+
+
+def arm_values(name: str, params_file: Path = DEMO) -> dict:
+    """An arm's flat params on the task of ``params_file``: that file, the study's shared keys, the arm's own.
+
+    With ``params/demo.yaml`` this is the arm file itself, its bases resolved (a test checks it); another task file
+    (``params/demo-gpu.yaml``) takes the place of its root.
+    """
+    return {**read_params_file(params_file), **own_keys(STUDY_BASE), **own_keys(ARMS[name])}
+
+
+def arm_params(name: str, seed: int, params_file: Path = DEMO, draw: int | None = None) -> dict:
+    """The flat params of one arm and seed (and draw of the data: ``demo_seed``, with a larger test split)."""
+    values = arm_values(name, params_file)
+    if draw is not None:
+        values.update(demo_seed=draw, demo_test=DRAW_TEST)
+    run = f"study-{name}-s{seed}" if draw is None else f"study-d{draw}-{name}-s{seed}"
+    return {**values, "seed": seed, "rebuild": False, "run": run}
+
+
+def chosen_arm(params_file: Path = DEMO) -> str:
+    """The arm ``params_file`` is: the one whose params compare equal to it, study-only keys aside.
+
+    Raises:
+        SystemExit: No arm is the recipe (a change to params/demo.yaml that no arm file records).
+    """
+    demo = {k: v for k, v in comparable(read_params_file(params_file)).items() if k not in STUDY_ONLY | VOLATILE}
+    for name in ARMS:
+        arm = {k: v for k, v in comparable(arm_values(name, params_file)).items() if k not in STUDY_ONLY | VOLATILE}
+        if arm == demo:
+            return name
+    raise SystemExit(f"no arm in {ARMS_DIR} is the recipe of {params_file}: add it as an arm file")
+
+
+def is_oracle(name: str) -> bool:
+    return name.startswith("oracle")
+
+
+def true_labels(images: list[str], classes: int) -> ShardLabels:
+    """The ground truth of images (their YOLO label files beside ``images/``), as a shard of certain boxes."""
+    parts = []
+    for row, image in enumerate(images):
+        label = Path(image.replace(f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}")).with_suffix(".txt")
+        found = np.array(label.read_text().split(), dtype=np.float32).reshape(-1, 5) if label.exists() else \
+            np.zeros((0, 5), np.float32)
+        parts.append((np.full(len(found), row, np.int32), found))
+    image = np.concatenate([p[0] for p in parts])
+    rows = np.concatenate([p[1] for p in parts])
+    cls = rows[:, 0].astype(np.int32)
+    return ShardLabels(image, rows[:, 1:], np.ones(len(rows), np.float32), cls,
+                       np.eye(classes, dtype=np.float32)[cls])
+
+
+def oracle_labels(params: DistillParams) -> str:
+    """The unlabeled images' true labels, written once as a label folder (``distill_det_labels`` of the oracle)."""
+    images = image_list(params.unlabeled_source)
     names = dataset_names(distil.prepare_data(params))
-    key = pseudo_label_key(params.teacher_path, images, params.distill_det_conf, training_imgsz(params.imgsz),
-                           class_map(names, names))
-    folder = params.runs_dir / "pseudo-labels" / key
-    folder.mkdir(parents=True, exist_ok=True)
-    truth = {image: str(Path(image.replace("/images/", "/labels/")).with_suffix(".txt")) for image in images}
-    (folder / INDEX).write_text(json.dumps(truth, indent=1))
+    folder = params.runs_dir / "oracle-labels" / params.demo_data_dir().name
+    settings = LabelSettings("ground truth", "", training_imgsz(params.imgsz), 1.0, False, names, made_by="labels")
+    store = LabelStore.create(folder, settings, images)
+    for shard in store.pending():
+        store.write_shard(shard, true_labels(store.shard_images(shard), len(names)))
+    return str(folder)
 
 
 def evaluate_run(params: DistillParams, checkpoint: Path) -> dict:
@@ -178,36 +187,50 @@ def images_per_epoch(run_dir: Path, labeled: int, epochs: int) -> float:
     return labeled + record["steps"] / epochs * record["unlabeled"]["per_batch"]
 
 
-def run_arm(base: DistillParams, name: str, seed: int, results: Path) -> None:
-    """Train (or reuse, or resume) one arm and seed, evaluate it and record it."""
-    flat = arm_params(base, name, seed)
+def run_arm(name: str, seed: int, results: Path, params_file: Path = DEMO, draw: int | None = None) -> None:
+    """Train (or reuse, or resume) one arm and seed, evaluate it and record it with what it cost."""
+    flat = arm_params(name, seed, params_file, draw)
+    if is_oracle(name):
+        flat["distill_det_labels"] = oracle_labels(DistillParams.load(flat))
     params = DistillParams.load(flat)
-    if ARMS[name].get("oracle"):
-        distil.prepare_data(params)
-        oracle_labels(params)
     run_dir = params.runs_dir / params.run_name
-    started = time.time()
-    run_dir = distil.train(params, resume=run_state(run_dir) in ("interrupted", "damaged"))
+    state = run_state(run_dir)
+    started, cpu_started = time.time(), time.process_time()
+    run_dir = distil.train(params, resume=state in ("interrupted", "damaged"))
+    cpu = time.process_time() - cpu_started  # this process's CPU seconds, all threads (labeling here included)
     epochs = read_results(run_dir)
     unlabeled = params.distilling and bool(params.distill_unlabeled)
-    append_row(results, {"setting": name, "seed": seed, "labeled": base.demo_train, "unlabeled": unlabeled,
-                         **evaluate_run(params, run_dir / "weights" / "best.pt"),
+    append_row(results, {"setting": name, "seed": seed, "draw": draw or 0, "labeled": params.demo_train,
+                         "unlabeled": unlabeled, **evaluate_run(params, run_dir / "weights" / "best.pt"),
                          "s_per_epoch": round(training_seconds(epochs) / len(epochs), 2), "epochs": len(epochs),
-                         "images_per_epoch": images_per_epoch(run_dir, base.demo_train, len(epochs)),
+                         "images_per_epoch": images_per_epoch(run_dir, params.demo_train, len(epochs)),
+                         "cpu_s": round(cpu, 1) if state == "absent" else None,  # trained here from its start
+                         "label_cpu_s": labeling_cpu_seconds(run_dir),
                          "run": run_dir.name, "finished": time.strftime("%Y-%m-%d %H:%M")})
     print(f"{name} seed {seed}: {time.time() - started:.0f} s, {done_rows(results).iloc[-1].to_dict()}", flush=True)
 
 
-def teacher_row(base: DistillParams, results: Path) -> None:
-    """The teacher on val and test (once; later, if it is not trained yet)."""
-    if (done_rows(results)["setting"] == "teacher").any():
+def labeling_cpu_seconds(run_dir: Path) -> float | None:
+    """The CPU seconds the teacher spent labeling what a run learned from (once per label folder, whichever run made
+    it), from the run's ``distill.json``; None where the run learned from no stored labels of a teacher."""
+    path = run_dir / "distill.json"
+    targets = (json.loads(path.read_text()).get("targets") or {}) if path.exists() else {}
+    labels = targets.get("labels") or {}
+    return labels.get("cpu_s") if labels.get("made_by") == "teacher" else None
+
+
+def teacher_row(base: DistillParams, results: Path, draw: int | None = None) -> None:
+    """The teacher on val and test (once per draw; later, if it is not trained yet)."""
+    rows = done_rows(results)
+    draws = rows["draw"].fillna(0) if "draw" in rows else pd.Series(0, index=rows.index)
+    if ((rows["setting"] == "teacher") & (draws == (draw or 0))).any():
         return
     if not base.teacher_path.exists():
         print(f"no teacher at {base.teacher_path} yet: its row comes when it is there (run 00_teacher)")
         return
-    append_row(results, {"setting": "teacher", "seed": None, "labeled": None, "unlabeled": False,
+    append_row(results, {"setting": "teacher", "seed": None, "draw": draw or 0, "labeled": None, "unlabeled": False,
                          **evaluate_run(base, base.teacher_path), "s_per_epoch": None, "epochs": None,
-                         "images_per_epoch": None, "run": str(base.teacher_path),
+                         "images_per_epoch": None, "run": os.path.relpath(base.teacher_path, ROOT),
                          "finished": time.strftime("%Y-%m-%d %H:%M")})
 
 
@@ -225,7 +248,7 @@ def report(rows: pd.DataFrame) -> str:
 
     def place(name: str) -> tuple[int, float]:
         group = order.get(name.split("-")[0], 1)
-        return group, ARMS.get(name, {}).get("epochs_factor", 1) if group == 0 else 0
+        return group, arm_epochs(name) if group == 0 else 0
 
     summary = summary.loc[sorted(summary.index, key=place)]
     baselines = summary.loc[[s for s in summary.index if s.startswith("baseline")]]  # every labels-only reference
@@ -254,6 +277,11 @@ def report(rows: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def arm_epochs(name: str) -> int:
+    """The epochs an arm's file asks for (0 for a setting that is no longer an arm)."""
+    return int(arm_values(name)["epochs"]) if name in ARMS else 0
+
+
 def goal_lines(summary: pd.DataFrame, baselines, best: str, largest: float, gap: float) -> list[str]:
     """The issue's goal for every teaching arm with three seeds or more: a gain over the better baseline of
     at least twice the largest baseline seed std, and at least half the gap to the teacher closed."""
@@ -271,32 +299,40 @@ def goal_lines(summary: pd.DataFrame, baselines, best: str, largest: float, gap:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--params", default="params/demo.yaml")
+    parser.add_argument("--params", type=Path, default=DEMO, help="the task every arm runs on (its root base)")
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    parser.add_argument("--chosen", action="store_true", help="run the arm the params file is (the demo's recipe)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--draw", type=int, help="another draw of the demo's data (demo_seed), with "
+                        f"{DRAW_TEST} test images; rows go to {DRAWS.name}")
     parser.add_argument("--report", action="store_true", help="print the tables from the results file and stop")
-    parser.add_argument("--results", type=Path, default=RESULTS, help="the results file: rows are added to it and "
-                        "--report reads it (e.g. an earlier task's, benchmarks/results/kd_study_200_labels.csv)")
+    parser.add_argument("--results", type=Path, help="the results file: rows are added to it and --report reads it "
+                        f"(default {RESULTS.name}, or {DRAWS.name} with --draw; e.g. kd_study_200_labels.csv)")
     parser.add_argument("--readme", type=Path, help="with --report: write the report into this file, between "
                         "its two markers (README.md's study section), instead of printing it")
     args = parser.parse_args()
+    results = args.results or (DRAWS if args.draw is not None else RESULTS)
     if args.report:
-        text = report_text(args.results)
+        text = report_text(results)
         if args.readme:
             write_into(args.readme, text)
             print(f"updated the study report in {args.readme}")
         else:
             print(text)
         return
-    base = DistillParams.load(args.params)
-    check_same_task(done_rows(args.results), base, args.results)
-    teacher_row(base, args.results)
-    done = {(r.setting, int(r.seed)) for r in done_rows(args.results).itertuples() if r.setting != "teacher"}
+    arms = [chosen_arm(args.params)] if args.chosen else args.arms
+    task = {"demo_seed": args.draw, "demo_test": DRAW_TEST} if args.draw is not None else {}
+    base = DistillParams.load(args.params, **task)
+    check_same_task(done_rows(results), base, results)
+    teacher_row(base, results, args.draw)
+    rows = done_rows(results)
+    draws = rows["draw"].fillna(0).astype(int) if "draw" in rows else pd.Series(0, index=rows.index)
+    done = {(r.setting, int(r.seed), d) for r, d in zip(rows.itertuples(), draws) if r.setting != "teacher"}
     for seed in args.seeds:
-        for name in args.arms:
-            if (name, seed) not in done:
-                run_arm(base, name, seed, args.results)
-    print(full_report(done_rows(args.results)))
+        for name in arms:
+            if (name, seed, args.draw or 0) not in done:
+                run_arm(name, seed, results, args.params, args.draw)
+    print(full_report(done_rows(results)))
 
 
 def full_report(rows: pd.DataFrame) -> str:

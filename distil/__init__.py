@@ -32,6 +32,7 @@ register_cfg_keys({**ENHANCE_KEY, **VAL_PERIOD_KEY})
 from distil import data, engine, enhancement, eval, legacy_paths, manifest  # noqa: E402
 from distil.data import make_demo_dataset  # noqa: E402
 from distil.engine import LOSSES, SETTINGS, DistillationTrainer, FeatureTap, layer_table, pair_layers  # noqa: E402
+from distil.engine.labeling import label  # noqa: E402
 from distil.enhancement import Pipeline, enhance  # noqa: E402
 from distil.eval import evaluate, save_evaluation  # noqa: E402
 from distil.experiment import prepare_data, train  # noqa: E402
@@ -61,6 +62,6 @@ def __getattr__(name: str):
 
 __all__ = ["LOSSES", "SETTINGS", "DashboardParams", "DistillParams", "DistillationTrainer", "EvalParams",
            "FeatureParams", "FeatureTap", "Params", "ParamsError", "Pipeline", "PreprocessParams", "TeacherParams",
-           "data", "engine", "enhance", "enhancement", "eval", "evaluate", "layer_table", "make_demo_dataset",
+           "data", "engine", "enhance", "enhancement", "eval", "evaluate", "label", "layer_table", "make_demo_dataset",
            "manifest", "pair_layers", "prepare_data", "prepare_teacher", "save_evaluation", "teacher_training", "train"]
 __version__ = "0.1.0"

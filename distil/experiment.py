@@ -72,6 +72,8 @@ def ultralytics_overrides(params: DistillParams, data_yaml: Path) -> dict[str, A
         overrides.update({key: getattr(params, key) for key in SETTINGS if getattr(params, key) != ""})
         if params.distill_unlabeled:
             overrides["distill_unlabeled"] = params.unlabeled_source
+        if params.distill_det_labels:
+            overrides["distill_det_labels"] = str(resolve_path(params.distill_det_labels))
     return overrides
 
 

@@ -24,13 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import yaml
 from ultralytics.nn.tasks import load_checkpoint
 
 from distil.engine.model import check_student
 from distil.engine.settings import ALIASES, SETTINGS, TAU_ALIASES, DistillSettings, SettingError, canonicalize
 from distil.engine.teacher import build_from_yaml
 from distil.engine.unlabeled import UnlabeledImagesError, unlabeled_images
+from distil.params_files import BASE_KEY, ParamsFileError, read_params_file
 from distil.paths import resolve_model_file, resolve_path
 
 PLAIN_TYPES = (str, int, float, bool, list, tuple, dict, type(None))
@@ -139,9 +139,10 @@ class Params:
             path = resolve_path(source)
             if not path.exists():
                 raise ParamsError(f"params file {source} not found (looked at {path})")
-            values, written = yaml.safe_load(path.read_text()) or {}, {}
-            if not isinstance(values, dict):
-                raise ParamsError(f"params file {source} must hold a mapping of flat keys")
+            try:
+                values, written = read_params_file(path), {}
+            except ParamsFileError as error:
+                raise ParamsError(str(error)) from None
         else:
             values, written = dict(source or {}), {}
         unknown = sorted(set(values) - cls.known_keys())
@@ -176,6 +177,10 @@ class Params:
         """
         values = {k: v for k, v in namespace.items()
                   if not k.startswith("_") and k not in NOTEBOOK_NAMES_IGNORED and isinstance(v, PLAIN_TYPES)}
+        if BASE_KEY in values:
+            raise ParamsError(f"this params file builds on base: {values[BASE_KEY]}, which papermill's -f does not "
+                              "read: run it with distil run <notebook> -f <file> (or python -m distil.run_notebook), "
+                              "which resolves it, or write every key into the file")
         defaults = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
                     for f in dataclasses.fields(cls)}
         for alias, key in ALIASES.items():
@@ -270,8 +275,11 @@ class ModelParams(Params):
     distill_det: float = setting("distill_det")
     distill_det_conf: float = setting("distill_det_conf")
     distill_det_mode: str = setting("distill_det_mode")
+    distill_det_targets: str = setting("distill_det_targets")
+    distill_det_labels: str = setting("distill_det_labels")
     distill_unlabeled: str = setting("distill_unlabeled")
     distill_unlabeled_ratio: float = setting("distill_unlabeled_ratio")
+    distill_teacher_every: int = setting("distill_teacher_every")
     distill_warmup: float = setting("distill_warmup")
     distill_stop: int = setting("distill_stop")
 
@@ -544,6 +552,7 @@ class DistillParams(TrainingParams):
         values = {key: getattr(self, key) for key in SETTINGS}
         values["distill_model"] = str(self.teacher_path)
         values["distill_unlabeled"] = self.unlabeled_source
+        values["distill_det_labels"] = str(resolve_path(self.distill_det_labels)) if self.distill_det_labels else ""
         try:
             return DistillSettings.from_values(values, self.written, check_teacher=False)
         except SettingError as error:

@@ -25,6 +25,7 @@ import papermill
 import yaml
 
 from distil.params import ALIASES, TAU_ALIASES, Params
+from distil.params_files import read_params_file
 from distil.paths import project_root, resolve_path
 
 NOTEBOOKS = project_root() / "notebooks"
@@ -58,7 +59,7 @@ def run(name: str, output: str | None, params_file: str | None, overrides: dict)
     if not notebook.exists():
         choices = ", ".join(p.stem for p in sorted(NOTEBOOKS.glob("*.ipynb")))
         raise SystemExit(f"no notebook {notebook.name} in {NOTEBOOKS}; the series: {choices}")
-    values = yaml.safe_load(resolve_path(params_file).read_text()) or {} if params_file else {}
+    values = read_params_file(resolve_path(params_file)) if params_file else {}
     values.update(overrides)
     params_class = params_class_of(nbformat.read(notebook, as_version=4))
     own = {f.name for f in dataclasses.fields(params_class)} | set(ALIASES) | set(TAU_ALIASES)

@@ -102,6 +102,8 @@ def comparable(values: dict[str, Any]) -> dict[str, Any]:
     """Params under their current keys with every default filled in, the loss's own argument defaults too,
     so a run recorded before a key was renamed or added compares equal to the same run asked for today."""
     canonical, _ = canonicalize(values)
+    if "distill_det_targets" not in canonical and canonical.get("distill_det_mode") == "offline":
+        canonical["distill_det_targets"] = "hard"  # offline targets counted fully before they carried scores
     full = {**DistillParams().as_dict(), **{k: v for k, v in canonical.items() if k in DistillParams.known_keys()}}
     if full["distill_loss"] in LOSSES:
         full["distill_loss_args"] = {**loss_arguments(full["distill_loss"]), **full["distill_loss_args"]}

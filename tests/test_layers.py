@@ -12,11 +12,12 @@ import distil
 PACKAGE = Path(distil.__file__).parent
 # Lowest first; a module may import its own layer and those below (distil/__init__.py lists the same).
 LAYERS = [
-    ("foundation", ["distil.paths", "distil.offline", "distil.threads"]),
+    ("foundation", ["distil.paths", "distil.offline", "distil.threads", "distil.atomic"]),
     ("data and enhancement", ["distil.data", "distil.enhancement"]),
     ("engine", ["distil.engine"]),
     ("eval", ["distil.eval"]),
-    ("experiment", ["distil.params", "distil.experiment", "distil.teacher_training", "distil.manifest", "distil.runs",
+    ("experiment", ["distil.params", "distil.params_files", "distil.experiment", "distil.teacher_training",
+                    "distil.manifest", "distil.runs",
                     "distil.shipped_runs",
                     "distil.report", "distil.dashboard", "distil.legacy_paths", "distil"]),
 ]

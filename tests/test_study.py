@@ -31,38 +31,51 @@ def row(setting: str, seed: int | None, test: float, unlabeled: bool = False) ->
 
 
 def test_arms_change_only_what_teaches():
-    # the shipped teacher: a fresh clone has no outputs/teacher/ yet
-    base = DistillParams.load("params/demo.yaml", teacher="assets/demo-teacher.pt")
-    baseline, long = kd_study.arm_params(base, "baseline", 1), kd_study.arm_params(base, "baseline-long", 1)
-    recipe = kd_study.arm_params(base, "u-det-offline-long", 1)
-    assert baseline["teacher"] == "none" and long["epochs"] == 2 * baseline["epochs"] == base.epochs
+    base = kd_study.read_params_file(kd_study.DEMO)
+    baseline, long = kd_study.arm_params("baseline", 1), kd_study.arm_params("baseline-long", 1)
+    recipe = kd_study.arm_params("u-det-offline-long", 1)
+    assert baseline["teacher"] == "none" and long["epochs"] == 2 * baseline["epochs"] == base["epochs"]
     assert (long["epochs"], long["batch"]) == (recipe["epochs"], recipe["batch"])  # as many optimizer steps
-    assert kd_study.arm_params(base, "oracle", 1)["epochs"] == recipe["epochs"]  # the ceiling of the recipe
-    assert base.val_period > 1 and baseline["val_period"] == recipe["val_period"] == 1  # the study's curves are whole
-    offline = kd_study.arm_params(base, "u-det-offline", 2)
-    oracle = kd_study.arm_params(base, "oracle", 2)
+    assert kd_study.arm_params("oracle", 1)["epochs"] == recipe["epochs"]  # the ceiling of the recipe
+    assert base["val_period"] > 1 and baseline["val_period"] == recipe["val_period"] == 1  # whole curves
+    offline, oracle = kd_study.arm_params("u-det-offline", 2), kd_study.arm_params("oracle", 2)
     assert offline["distill_det_mode"] == oracle["distill_det_mode"] == "offline"
-    assert oracle["distill_det_conf"] == 1.0 and offline["distill_det_conf"] == base.distill_det_conf
+    assert oracle["distill_det_conf"] == 1.0 and offline["distill_det_conf"] == base.get("distill_det_conf", 0.5)
     assert {k for k in offline if offline[k] != baseline.get(k)} - {"teacher", "run", "seed"} <= {
-        "distill_weight", "distill_det", "distill_det_mode", "distill_unlabeled", "distill_loss", "distill_mask"}
+        "distill_weight", "distill_det", "distill_det_mode", "distill_unlabeled", "distill_loss", "distill_mask",
+        "distill_det_targets", "epochs"}
     assert offline["run"] == "study-u-det-offline-s2" and offline["student"] == baseline["student"]
+    soft, hard = kd_study.arm_params("u-det-offline-soft", 0), kd_study.arm_params("u-det-offline-long", 0)
+    assert {k for k in soft if soft[k] != hard[k]} == {"distill_det_targets", "run"}  # soft targets, nothing else
+    every4 = kd_study.arm_params("u-cwd-teacher+det-offline-soft-every4", 0)
+    every1 = kd_study.arm_params("u-cwd-teacher+det-offline-soft", 0)
+    assert {k for k in every4 if every4[k] != every1[k]} == {"distill_teacher_every", "run"}
 
 
-def test_an_arm_is_the_same_whatever_recipe_the_params_file_holds():
-    """The demo's recipe moved from self-training to features + online detections: no other arm may move with it
-    (a study row is reused by its name, so an arm that changed would be trained one way and reported as another)."""
-    now = DistillParams.load("params/demo.yaml", teacher="assets/demo-teacher.pt")
-    before = DistillParams.load("params/demo.yaml", teacher="assets/demo-teacher.pt", distill_loss="mse",
-                                distill_mask="none", distill_weight=0.0, distill_det_mode="offline")
-    assert now.distill_loss != before.distill_loss
+def test_an_arm_file_is_a_params_file_whose_bases_resolve_to_what_the_study_trains():
+    """Each arm can be run on its own (distil run 03_distill -f params/study/<arm>.yaml): its bases resolve to the
+    params the study trains it with, seed and run name aside."""
+    for name, path in kd_study.ARMS.items():
+        standalone = distil.params_files.read_params_file(path)
+        assert standalone == kd_study.arm_values(name), name
+        DistillParams.load({**standalone, "teacher": "none" if standalone.get("teacher") == "none" else
+                            "assets/demo-teacher.pt"})  # every key known, every value valid
+
+
+def test_an_arm_is_the_same_whatever_recipe_the_params_file_holds(tmp_path):
+    """The demo's recipe may move: no other arm may move with it (a study row is reused by its name, so an arm that
+    changed would be trained one way and reported as another)."""
+    other = tmp_path / "demo.yaml"
+    other.write_text((ROOT / "params" / "demo.yaml").read_text().replace("distill_loss: cwd", "distill_loss: pkd")
+                     .replace("distill_det_mode: online", "distill_det_mode: offline"))
+    assert kd_study.read_params_file(other)["distill_loss"] == "pkd"
     for name in kd_study.ARMS:
-        assert kd_study.arm_params(now, name, 0) == kd_study.arm_params(before, name, 0), name
+        assert kd_study.arm_values(name, other) == kd_study.arm_values(name), name
 
 
 def test_the_first_schedule_arms_keep_batches_of_16_whatever_the_demo_takes():
-    base = DistillParams.load("params/demo.yaml", teacher="assets/demo-teacher.pt", batch=8, nbs=8)
     for name, epochs in (("baseline", 300), ("baseline-long", 600), ("u-det-offline", 300), ("oracle", 300)):
-        now, first = kd_study.arm_params(base, name, 0), kd_study.arm_params(base, f"{name}-b16", 0)
+        now, first = kd_study.arm_params(name, 0), kd_study.arm_params(f"{name}-b16", 0)
         assert (now["batch"], now["nbs"]) == (8, 8) and (first["batch"], first["nbs"]) == (16, 16)
         assert first["epochs"] == epochs  # the schedule its rows were trained on
         assert {k for k in first if first[k] != now[k]} - {"epochs"} == {"batch", "nbs", "run"}  # an oracle stays one
@@ -111,12 +124,13 @@ def test_images_per_epoch_counts_the_unlabeled_batch_appended_to_every_labeled_b
     assert kd_study.images_per_epoch(tmp_path, 50, 300) == 50 + 7 * 8  # 50 labeled in 7 batches of 8
 
 
-def test_the_demo_recipe_is_the_arm_make_study_reports_as_chosen():
-    chosen = re.search(r"^STUDY_CHOSEN \?= (\S+)$", (Path(__file__).parents[1] / "Makefile").read_text(), re.M)[1]
-    base = DistillParams.load("params/demo.yaml", teacher="assets/demo-teacher.pt")
-    demo, arm = base.as_dict(), kd_study.arm_params(base, chosen, base.seed)
-    assert {key: demo[key] for key in kd_study.ARMS[chosen]} == kd_study.ARMS[chosen]
-    assert all(demo[key] == arm[key] for key in ("epochs", "batch", "nbs", "distill_det_conf", "teacher"))
+def test_the_demo_recipe_is_an_arm_of_the_study():
+    """params/demo.yaml equals one arm file (the study's keys aside): the recipe the README reports is one the study
+    measured, and make study runs it on three seeds by this same test (kd_study.py --chosen)."""
+    chosen = kd_study.chosen_arm()
+    demo, arm = kd_study.read_params_file(kd_study.DEMO), kd_study.arm_params(chosen, 0)
+    assert all(demo[key] == arm[key] for key in ("epochs", "batch", "nbs", "teacher", "distill_unlabeled"))
+    assert "--chosen" in (ROOT / "Makefile").read_text()
 
 
 def test_the_gpu_demo_is_the_demo_drawn_larger_and_capped_in_time():
@@ -176,7 +190,7 @@ def test_the_gpu_demo_script_trains_the_teacher_then_both_students_and_merges_th
                          env={**os.environ, "PYTHON": sys.executable}, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     rows = pd.read_csv(results)
-    chosen = re.search(r"^STUDY_CHOSEN \?= (\S+)$", (ROOT / "Makefile").read_text(), re.M)[1]  # the demo's recipe
+    chosen = kd_study.chosen_arm()  # the demo's recipe
     assert sorted(rows["setting"]) == sorted(["baseline-long", "teacher", chosen])
     assert rows.set_index("setting").loc[chosen, "unlabeled"] and rows["machine"].notna().all()
     assert rows["epochs"].dropna().lt(600).all()  # capped by hours, not the 600 epochs
@@ -188,7 +202,7 @@ def test_make_demo_trains_its_baseline_on_the_studys_converged_schedule():
     commands = subprocess.run(["make", "-n", "demo"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     epochs, patience = map(int, re.search(r"-p teacher none -p epochs (\d+) -p patience (\d+)", commands).groups())
     base = DistillParams.load("params/demo.yaml", teacher="assets/demo-teacher.pt")
-    converged = kd_study.arm_params(base, "baseline-4x", 0)
+    converged = kd_study.arm_params("baseline-4x", 0)
     assert epochs == converged["epochs"] == 2 * base.epochs
     assert patience == converged["patience"] > 0  # it stops early, as the study's did; the recipe runs to its end
     assert base.patience == 0

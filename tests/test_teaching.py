@@ -6,7 +6,6 @@ Each piece is checked against a direct computation or an invariant that would br
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -20,6 +19,7 @@ from ultralytics.nn.tasks import DetectionModel
 import distil
 from distil.data import CLASS_NAMES
 from distil.engine import DistillSettings, FeatureDistillationModel, load_teacher
+from distil.engine.labeling import LabelStore
 from distil.engine.response import ResponseLoss, response_targets
 from distil.engine.schedule import distill_factor
 from distil.engine.teacher import cpu_computes_bf16, ready_for_inference
@@ -145,24 +145,35 @@ def test_duplicates_of_ground_truth_are_dropped_and_the_rest_kept_with_their_sco
     assert targets.batch_idx.tolist() == sorted(targets.batch_idx.tolist())  # grouped by image, as Ultralytics needs
 
 
-def rtdetr_output(batch: dict, score: float, n_images: int, extra_low: bool = True) -> torch.Tensor:
-    """What a perfect RT-DETR returns for this batch: one query per ground-truth box, in its own format."""
-    rows = [[] for _ in range(n_images)]
-    for i, c, box in zip(batch["batch_idx"].long().tolist(), batch["cls"].view(-1).tolist(), batch["bboxes"]):
-        rows[i].append([*box.tolist(), score, c])
+def rtdetr_output(batch: dict, score: float, n_images: int, extra_low: bool = True):
+    """What a perfect RT-DETR returns for this batch in eval mode, ``(y, (dec_bboxes, dec_scores, ...))``: one query
+    per ground-truth box, its class at ``score`` (a little less for each later box, so that RT-DETR's ranking keeps
+    the batch's order), and a weak second guess of the next class at 0.2."""
+    queries = [[] for _ in range(n_images)]
+    for i, c, box in zip(batch["batch_idx"].long().tolist(), batch["cls"].view(-1).long().tolist(), batch["bboxes"]):
+        probs = torch.full((len(NAMES),), 0.01)
+        probs[c] = score - 1e-4 * len(queries[i])
         if extra_low:
-            rows[i].append([*box.tolist(), 0.2, (c + 1) % len(NAMES)])  # a weak second guess
-    width = max(len(r) for r in rows)
-    return torch.tensor([r + [[0.0, 0.0, 0.0, 0.0, 0.0, 0.0]] * (width - len(r)) for r in rows])
+            probs[(c + 1) % len(NAMES)] = 0.2
+        queries[i].append((box, probs))
+    width = max(len(q) for q in queries) + 1  # one empty query at least
+    boxes, probs = torch.zeros(n_images, width, 4), torch.full((n_images, width, len(NAMES)), 0.01)
+    for i, found in enumerate(queries):
+        for j, (box, p) in enumerate(found):
+            boxes[i, j], probs[i, j] = box, p
+    return None, (boxes[None], torch.logit(probs)[None], None, None, None)
 
 
 def test_teacher_boxes_land_where_the_ground_truth_is_in_the_augmented_batch(tiny_data, rtdetr_teacher):
     batch = real_batch(tiny_data, "train")  # mosaic, flips and scale applied
     reader = TeacherReader(load_teacher(rtdetr_teacher), [21], detections=True, conf=0.5,
                            classes=class_map(NAMES, NAMES))
-    detections = reader.read_detections((rtdetr_output(batch, 0.9, len(batch["img"])), None), batch["img"])
+    detections = reader.read_detections(rtdetr_output(batch, 0.9, len(batch["img"])), batch["img"])
     assert len(detections.scores) == len(batch["cls"])  # the weak guesses fell under the threshold
     assert torch.allclose(detections.bboxes, batch["bboxes"].clamp(0, 1), atol=1e-6)
+    assert torch.allclose(detections.scores, torch.tensor(0.9), atol=1e-2)
+    ordered = detections.probs[torch.arange(len(detections.cls)), detections.cls.long()]
+    assert torch.allclose(ordered, detections.scores) and detections.probs.shape[1] == len(NAMES)  # the class vector
     as_unlabeled = {"batch_idx": torch.zeros(0), "cls": torch.zeros(0, 1), "bboxes": torch.zeros(0, 4)}
     targets = response_targets(detections, as_unlabeled, n_labeled=0)
     assert torch.equal(targets.cls, batch["cls"].view(-1))
@@ -185,6 +196,7 @@ def test_a_yolo_teachers_boxes_go_through_nms_and_into_the_batch_frame(yolo_teac
     detections = reader.read_detections((y, None), images)
     assert detections.batch_idx.tolist() == [1.0] and detections.cls.tolist() == [3.0]
     assert torch.allclose(detections.bboxes, torch.tensor([[0.5, 0.25, 20 / 96, 10 / 64]]))
+    assert torch.allclose(detections.probs, y[1, 4:, 5][None])  # the kept anchor's class scores
 
 
 def test_response_loss_scales_class_targets_by_the_teachers_score(tiny_data):
@@ -311,11 +323,13 @@ def test_offline_the_teacher_labels_the_unlabeled_images_once_and_the_labels_are
     reads_teacher, images, boxes, _ = seen[0]
     assert not reads_teacher and images == 16 and boxes > 0  # no teacher pass while training
     assert seen[0][2] == seen[1][2]
-    index = json.loads(labels[0].read_text())
-    assert sorted(index) == sorted(str(p) for p in folder.glob("*.jpg"))
-    first = next(iter(index.values()))
-    rows = [line.split() for line in Path(first).read_text().splitlines()]
-    assert all(0 <= int(r[0]) < len(NAMES) and all(0 <= float(v) <= 1 for v in r[1:]) for r in rows)
+    store = LabelStore(labels[0].parent)
+    assert store.images == sorted(str(p.resolve()) for p in folder.glob("*.jpg")) and store.complete
+    rows = runs[0].unlabeled.dataset.labels[0]["cls"]  # class, score, the class vector: one row per box
+    assert rows.shape[1] == 2 + len(NAMES) and ((rows[:, 1] >= 0.05) & (rows[:, 1] <= 1)).all()
+    record = json.loads((tmp_path / "offline-a" / "distill.json").read_text())["targets"]
+    assert record["targets"] == "offline soft (score)" and record["labels"]["folder"] == str(store.folder)
+    assert record["labels"]["images"] == 16 and record["labels"]["teacher_sha1"] == store.settings.teacher_sha1
 
     import pandas as pd
 
@@ -374,20 +388,6 @@ def test_a_run_without_a_feature_term_is_drawn_as_the_path_of_the_teachers_detec
     detections_only = texts(0.0)
     assert "adapter" not in detections_only and "mse" not in detections_only
     assert "labels each unlabeled image once" in detections_only and "no feature term" in detections_only
-
-
-def test_a_teacher_label_file_without_boxes_reads_as_no_rows_and_says_nothing(tmp_path):
-    import warnings
-
-    from distil.engine.unlabeled import read_label_rows
-
-    (tmp_path / "empty.txt").write_text("")
-    (tmp_path / "two.txt").write_text("1 0.5 0.5 0.2 0.1\n3 0.25 0.75 0.1 0.1\n")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # make demo printed one warning per image the teacher saw nothing on
-        assert read_label_rows(tmp_path / "empty.txt").shape == (0, 5)
-        rows = read_label_rows(tmp_path / "two.txt")
-    assert rows.shape == (2, 5) and rows[1, 0] == 3 and rows[0].tolist() == pytest.approx([1, 0.5, 0.5, 0.2, 0.1])
 
 
 # --- how the teacher runs -------------------------------------------------------------------------------

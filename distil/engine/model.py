@@ -112,6 +112,7 @@ class FeatureDistillationModel(DistillationModel):
                                     conf=settings.distill_det_conf, classes=self.classes,
                                     cpu_bf16=amp_requested(student) and cpu_computes_bf16())
         self.reads_teacher = settings.distill_weight > 0 or online  # offline response alone needs no teacher pass
+        self.teacher_every = settings.distill_teacher_every
         if settings.distill_mask == "teacher":
             strides = set(self.reader.saliency_strides(self.teacher_model, imgsz))
             missing = sorted({p.stride for p in self.pairs} - strides)
@@ -197,19 +198,29 @@ class FeatureDistillationModel(DistillationModel):
             items[key] = (logged.get(key, zero) / n_labeled).detach()
         return torch.cat([regular, distill.view(1).to(regular.dtype)]), items
 
+    def teacher_reads_this_step(self) -> bool:
+        """Whether the teacher runs on this step's batch: every step, or every ``distill_teacher_every``-th (the first
+        of each k), or never when nothing needs it (offline detections alone)."""
+        return self.reads_teacher and (self.steps - 1) % self.teacher_every == 0
+
     def distillation_terms(self, batch: dict, preds, student_maps: list[torch.Tensor], n_labeled: int,
                            factor: float) -> dict[str, torch.Tensor]:
-        """Each distillation term of this step, weighted and scheduled: ``dis_<level>`` and ``det_loss``."""
-        signals = self.reader(self.teacher_model, batch["img"]) if self.reads_teacher else None
+        """Each distillation term of this step, weighted and scheduled: ``dis_<level>`` and ``det_loss``.
+
+        The feature term exists on the steps the teacher reads (all of them unless ``distill_teacher_every`` > 1,
+        which needs the detections from the stored labels, so the response term is there on every step).
+        """
+        signals = self.reader(self.teacher_model, batch["img"]) if self.teacher_reads_this_step() else None
         terms = {}
-        if self.settings.distill_weight > 0:
+        if self.settings.distill_weight > 0 and signals is not None:
             scale = factor * self.settings.distill_weight * n_labeled
             for pair, value in zip(self.pairs, self.feature_levels(student_maps, signals, batch, n_labeled)):
                 terms[f"dis_{pair.name}"] = scale * value
         if self.settings.distill_det > 0:  # online: what the teacher saw in this batch; offline: what it wrote
             teacher_boxes = signals.detections if self.reader.want_detections else written_by_teacher(batch)
             targets = response_targets(teacher_boxes, batch, n_labeled)
-            response = ResponseLoss(self.student_model.criterion)(parsed(preds), targets).sum()
+            loss = ResponseLoss(self.student_model.criterion, self.settings.distill_det_targets)
+            response = loss(parsed(preds), targets).sum()
             terms["det_loss"] = self.finite(factor * self.settings.distill_det * n_labeled * response, "response")
         return terms
 
@@ -301,12 +312,15 @@ def amp_requested(student: nn.Module) -> bool:
 
 
 def written_by_teacher(batch: dict) -> Detections:
-    """The labels the teacher wrote for the unlabeled images of this batch (offline), as full-score targets."""
+    """The labels the teacher wrote for the unlabeled images of this batch (offline), with the score and class vector
+    each box carried through the augmentation (`distil.engine.unlabeled`)."""
     if "pseudo_cls" not in batch:
         return Detections.empty(batch["img"].device)
     cls = batch["pseudo_cls"].view(-1)
+    scores = batch.get("pseudo_scores")
     return Detections(batch["pseudo_batch_idx"].view(-1).float(), cls.float(), batch["pseudo_bboxes"].view(-1, 4),
-                      torch.ones_like(cls, dtype=torch.float32))
+                      torch.ones_like(cls, dtype=torch.float32) if scores is None else scores.view(-1).float(),
+                      batch.get("pseudo_probs"))
 
 
 def parsed(preds) -> dict[str, torch.Tensor]:

@@ -4,7 +4,9 @@ Prediction-level distillation that matches the student's outputs to the teacher'
 anchor fights the student's own assignment (a one-to-one RT-DETR and a one-to-many YOLO disagree on
 which anchors should fire). Here the teacher's detections are treated like ground truth instead: they
 go through the student's ``TaskAlignedAssigner``, and the class target of each anchor assigned to a
-teacher box is scaled by the teacher's score, so a doubtful detection asks for a doubtful answer.
+teacher box is scaled by the teacher's score, so a doubtful detection asks for a doubtful answer
+(``distill_det_targets: score``). With ``probs`` the target is the teacher's score of every class for that
+box (its class vector, the softest target); with ``hard`` it is 1 for the box's class, as for ground truth.
 
 Targets per image:
 
@@ -40,16 +42,21 @@ def response_targets(detections: Detections, batch: dict, n_labeled: int) -> Det
     Returns:
         Targets for every image, with scores (1 for ground truth).
     """
-    gt = Detections(batch["batch_idx"].view(-1).float(), batch["cls"].view(-1).float(), batch["bboxes"].view(-1, 4),
-                    torch.ones(len(batch["batch_idx"]), device=batch["bboxes"].device))
+    gt_cls = batch["cls"].view(-1).float()
+    gt_probs = None
+    if detections.probs is not None:  # ground truth is certain: a one-hot class vector
+        gt_probs = torch.nn.functional.one_hot(gt_cls.long(), detections.probs.shape[1]).to(detections.probs)
+    gt = Detections(batch["batch_idx"].view(-1).float(), gt_cls, batch["bboxes"].view(-1, 4),
+                    torch.ones(len(batch["batch_idx"]), device=batch["bboxes"].device), gt_probs)
     keep = torch.ones(len(detections.scores), dtype=torch.bool, device=detections.scores.device)
     labeled = detections.batch_idx < n_labeled
     if labeled.any() and len(gt.scores):
         overlap = box_iou(xywh2xyxy(detections.bboxes[labeled]), xywh2xyxy(gt.bboxes))
         same_image = detections.batch_idx[labeled][:, None] == gt.batch_idx[None, :]
         keep[labeled] = ~((overlap >= DUPLICATE_IOU) & same_image).any(1)
-    merged = [torch.cat([a, b[keep]]) for a, b in ((gt.batch_idx, detections.batch_idx), (gt.cls, detections.cls),
-                                                   (gt.bboxes, detections.bboxes), (gt.scores, detections.scores))]
+    pairs = [(gt.batch_idx, detections.batch_idx), (gt.cls, detections.cls), (gt.bboxes, detections.bboxes),
+             (gt.scores, detections.scores)] + ([(gt.probs, detections.probs)] if gt.probs is not None else [])
+    merged = [torch.cat([a, b[keep]]) for a, b in pairs]
     order = torch.sort(merged[0], stable=True).indices  # grouped by image, as Ultralytics' batches are
     return Detections(*(values[order] for values in merged))
 
@@ -58,14 +65,19 @@ class ResponseLoss:
     """The student's detection loss on scored targets (see the module docstring).
 
     It follows ``v8DetectionLoss.get_assigned_targets_and_loss`` step by step, with one change: the
-    targets carry a score, and the assigned class targets are multiplied by it.
+    targets carry a score (and a class vector), and the assigned class targets follow them. For an anchor
+    assigned to box j with the assigner's normalised alignment a (its own quality weighting):
+
+        score:  t_c = a * s_j * [c = c_j]      probs:  t_c = a * p_jc      hard:  t_c = a * [c = c_j]
 
     Args:
         criterion: The student's own ``v8DetectionLoss`` (its assigner, box loss, gains).
+        class_targets: ``score``, ``probs`` or ``hard`` (``distill_det_targets``).
     """
 
-    def __init__(self, criterion: v8DetectionLoss) -> None:
+    def __init__(self, criterion: v8DetectionLoss, class_targets: str = "score") -> None:
         self.criterion = criterion
+        self.class_targets = class_targets
 
     def __call__(self, preds: dict[str, torch.Tensor], targets: Detections) -> torch.Tensor:
         """Box, class and DFL losses (gains applied, not yet times the batch size), shape (3,)."""
@@ -76,15 +88,21 @@ class ResponseLoss:
         anchor_points, stride_tensor = make_anchors(preds["feats"], c.stride, 0.5)
         dtype, batch_size = pred_scores.dtype, pred_scores.shape[0]
         imgsz = torch.tensor(preds["feats"][0].shape[2:], device=c.device, dtype=dtype) * c.stride[0]
-        rows = torch.cat([targets.batch_idx[:, None], targets.cls[:, None], targets.bboxes, targets.scores[:, None]], 1)
+        probs = self.class_targets == "probs" and targets.probs is not None
+        columns = [targets.batch_idx[:, None], targets.cls[:, None], targets.bboxes, targets.scores[:, None]]
+        rows = torch.cat(columns + ([targets.probs.to(targets.scores)] if probs else []), 1)
         padded = c.preprocess(rows.to(c.device), batch_size, scale_tensor=imgsz[[1, 0, 1, 0]])
-        gt_labels, gt_bboxes, gt_scores = padded.split((1, 4, 1), 2)
+        gt_labels, gt_bboxes, gt_scores, gt_probs = padded.split((1, 4, 1, padded.shape[-1] - 6), 2)
         mask_gt = gt_bboxes.sum(2, keepdim=True).gt_(0.0)
         pred_bboxes = c.bbox_decode(anchor_points, pred_distri)
         _, target_bboxes, target_scores, fg_mask, target_gt_idx = c.assigner(
             pred_scores.detach().sigmoid(), (pred_bboxes.detach() * stride_tensor).type(gt_bboxes.dtype),
             anchor_points * stride_tensor, gt_labels, gt_bboxes, mask_gt)
-        if gt_scores.shape[1]:  # each anchor's class target times the score of the box it was assigned to
+        if gt_scores.shape[1] and probs:  # each anchor's alignment times the class vector of its box
+            alignment = target_scores.amax(-1, keepdim=True)
+            index = target_gt_idx[..., None].expand(-1, -1, gt_probs.shape[-1])
+            target_scores = alignment * gt_probs.gather(1, index)
+        elif gt_scores.shape[1] and self.class_targets != "hard":  # times the score of the box it was assigned to
             target_scores = target_scores * gt_scores.squeeze(-1).gather(1, target_gt_idx)[..., None]
         target_scores_sum = target_scores.sum().clamp_(min=1)
         loss[1] = c.bce(pred_scores, target_scores.to(dtype)).sum() / target_scores_sum

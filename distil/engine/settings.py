@@ -24,6 +24,7 @@ from distil.paths import resolve_model_file
 
 MASKS = ("none", "gt", "teacher")
 DET_MODES = ("online", "offline")
+DET_TARGETS = ("score", "probs", "hard")
 
 
 class SettingError(ValueError):
@@ -137,10 +138,17 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in (
             number(0, 1, low_open=True)),
     Setting("distill_det_mode", "online", "'online': the teacher detects on every augmented batch; 'offline': it "
             "labels the unlabeled images once before training", choice(lambda: DET_MODES)),
+    Setting("distill_det_targets", "score", "what a teacher box asks of the student: 'score' (its class, at the "
+            "teacher's score), 'probs' (the teacher's score of every class), 'hard' (its class, at 1, as ground truth)",
+            choice(lambda: DET_TARGETS)),
+    Setting("distill_det_labels", "", "offline: a label folder made by distil label (e.g. on a cluster) to learn "
+            "from; '' = the teacher labels the unlabeled images when training starts", image_source),
     Setting("distill_unlabeled", "", "images without labels that the teacher teaches on: a folder, a .txt list of "
             "image paths, or 'demo' (params only: the unlabeled split of the demo data); '' = none", image_source),
     Setting("distill_unlabeled_ratio", 1.0, "unlabeled images per labeled image in each batch", number(low=0,
             low_open=True)),
+    Setting("distill_teacher_every", 1, "run the teacher on every k-th batch only (its features teach there; the "
+            "detections come from the stored labels on every batch, distill_det_mode: offline)", whole(1)),
     Setting("distill_warmup", 0.0, "epochs over which every distillation weight ramps up from 0", number(low=0)),
     Setting("distill_stop", 0, "last epochs trained on the ground-truth detection loss alone", whole(0)),
 )}
@@ -210,8 +218,11 @@ class DistillSettings:
     distill_det: float = SETTINGS["distill_det"].default
     distill_det_conf: float = SETTINGS["distill_det_conf"].default
     distill_det_mode: str = SETTINGS["distill_det_mode"].default
+    distill_det_targets: str = SETTINGS["distill_det_targets"].default
+    distill_det_labels: str = SETTINGS["distill_det_labels"].default
     distill_unlabeled: str = SETTINGS["distill_unlabeled"].default
     distill_unlabeled_ratio: float = SETTINGS["distill_unlabeled_ratio"].default
+    distill_teacher_every: int = SETTINGS["distill_teacher_every"].default
     distill_warmup: float = SETTINGS["distill_warmup"].default
     distill_stop: int = SETTINGS["distill_stop"].default
 
@@ -245,6 +256,15 @@ class DistillSettings:
         if clean["distill_det_mode"] == "offline" and clean["distill_det"] > 0 and not clean["distill_unlabeled"]:
             raise SettingError(f"{written.get('distill_det_mode', 'distill_det_mode')}='offline' has the teacher label "
                                "the unlabeled images: give distill_unlabeled (or use 'online')")
+        offline = clean["distill_det_mode"] == "offline"
+        if clean["distill_teacher_every"] > 1 and clean["distill_det"] > 0 and not offline:
+            raise SettingError(f"{written.get('distill_teacher_every', 'distill_teacher_every')}="
+                               f"{clean['distill_teacher_every']} runs the teacher on some batches only, so its "
+                               "detections must come from its stored labels: set distill_det_mode: offline")
+        if clean["distill_det_labels"] and not offline:
+            raise SettingError(f"{written.get('distill_det_labels', 'distill_det_labels')}="
+                               f"{clean['distill_det_labels']!r} gives stored labels, which offline distillation "
+                               "reads: set distill_det_mode: offline")
         teacher = values.get("distill_model")
         if not teacher:
             raise SettingError("distill_model is not set: give the teacher checkpoint (.pt) or model YAML")

@@ -10,9 +10,12 @@ head's scores make the feature mask (``distill_mask: teacher``).
   computed from the decoder's inputs with the decoder's own modules (the decoder itself is not run);
   for a YOLO teacher, the largest class score of its head at every anchor. Class-agnostic, so it
   works whatever classes the teacher knows, on labeled and unlabeled images alike.
-- **Detections**: an RT-DETR's decoder output (one box per query, no NMS needed) or a YOLO teacher's
-  post-NMS boxes, kept from ``distill_det_conf`` up, with the teacher's classes mapped to the dataset's
-  by name. Boxes are in the batch's own frame (normalised ``cx, cy, w, h``, as ``batch["bboxes"]``).
+- **Detections**: an RT-DETR's decoder output (its top query-class pairs, as its own postprocess picks
+  them; no NMS needed) or a YOLO teacher's post-NMS boxes, kept from ``distill_det_conf`` up, with the
+  teacher's classes mapped to the dataset's by name, each with the teacher's score of every dataset class
+  (the soft target). Boxes are in the batch's own frame (normalised ``cx, cy, w, h``, as ``batch["bboxes"]``).
+  `teacher_rows` is the one decoding of a teacher's output: the offline labels (`distil.engine.labeling`)
+  use it too.
 """
 
 from __future__ import annotations
@@ -68,11 +71,13 @@ class Detections:
     cls: torch.Tensor  # (M,) dataset class
     bboxes: torch.Tensor  # (M, 4) normalised cx, cy, w, h
     scores: torch.Tensor  # (M,) teacher confidence
+    probs: torch.Tensor | None = None  # (M, nc) the teacher's score of every dataset class, where known
 
     @classmethod
-    def empty(cls, device: torch.device) -> Detections:
+    def empty(cls, device: torch.device, classes: int | None = None) -> Detections:
+        probs = None if classes is None else torch.zeros(0, classes, device=device)
         return cls(torch.zeros(0, device=device), torch.zeros(0, device=device), torch.zeros(0, 4, device=device),
-                   torch.zeros(0, device=device))
+                   torch.zeros(0, device=device), probs)
 
 
 @dataclass
@@ -156,23 +161,67 @@ class TeacherReader:
 
     # detections ----------------------------------------------------------------------------------
     def read_detections(self, output, images: torch.Tensor) -> Detections:
-        """Boxes from ``conf`` up whose class the dataset knows, as normalised cx, cy, w, h."""
-        y = output[0] if isinstance(output, (tuple, list)) else output
+        """Boxes from ``conf`` up whose class the dataset knows, as normalised cx, cy, w, h, with the teacher's
+        score of every dataset class (``probs``)."""
         height, width = images.shape[2:]
-        if self.rtdetr:  # (B, k, 6): cx, cy, w, h (normalised), score, class
-            batch_idx = torch.arange(y.shape[0], device=y.device)[:, None].expand(-1, y.shape[1]).reshape(-1)
-            rows = y.reshape(-1, 6).float()
-            boxes, scores, teacher_cls = rows[:, :4], rows[:, 4], rows[:, 5].long()
-        else:  # (B, 4 + nc, A) -> per image (n, 6): x1, y1, x2, y2 (pixels), score, class
-            kept = non_max_suppression(y.float(), conf_thres=self.conf, iou_thres=YOLO_TEACHER_NMS_IOU)
-            batch_idx = torch.cat([torch.full((len(k),), i, device=y.device) for i, k in enumerate(kept)])
-            rows = torch.cat(kept)
-            scale = rows.new_tensor([width, height, width, height])
-            boxes, scores, teacher_cls = xyxy2xywh(rows[:, :4]) / scale, rows[:, 4], rows[:, 5].long()
-        classes = self.classes.to(y.device)
-        dataset_cls = classes[teacher_cls.clamp(0, len(classes) - 1)]
-        keep = (scores >= self.conf) & (dataset_cls >= 0) & (teacher_cls < len(classes))
-        return Detections(batch_idx[keep].float(), dataset_cls[keep].float(), boxes[keep].clamp(0, 1), scores[keep])
+        rows = teacher_rows(output, self.rtdetr, self.conf, (height, width))
+        classes = self.classes.to(rows.boxes.device)
+        dataset_cls = classes[rows.cls.clamp(0, len(classes) - 1)]
+        keep = (dataset_cls >= 0) & (rows.cls < len(classes))
+        columns = dataset_columns(classes)
+        return Detections(rows.batch_idx[keep].float(), dataset_cls[keep].float(), rows.boxes[keep].clamp(0, 1),
+                          rows.scores[keep], rows.probs[keep][:, columns])
+
+
+@dataclass
+class TeacherRows:
+    """A teacher's detections of a batch from a score up, in its own class space."""
+
+    batch_idx: torch.Tensor  # (M,)
+    boxes: torch.Tensor  # (M, 4) cx, cy, w, h normalised to the input
+    scores: torch.Tensor  # (M,) the score of the box's class
+    cls: torch.Tensor  # (M,) teacher class
+    probs: torch.Tensor  # (M, nc) the teacher's score of every class for this box
+
+
+def teacher_rows(output, rtdetr: bool, conf: float, size: tuple[int, int]) -> TeacherRows:
+    """Decode a teacher's eval-mode output into scored boxes, each with its whole class-score vector.
+
+    RT-DETR: the decoder's last layer, selected as its own ``postprocess`` does (the top (query, class) pairs by
+    sigmoid score, one row per pair), each row carrying the sigmoid scores of its query. YOLO: its head's boxes
+    after Ultralytics' NMS (IoU 0.7), each with the class scores of the anchor it came from.
+
+    Args:
+        output: The model's output in eval mode: RT-DETR ``(y, (dec_bboxes, dec_scores, ...))``, YOLO ``(y, ...)``.
+        rtdetr: Which of the two it is.
+        conf: Keep rows from this score up.
+        size: The input's (height, width) in pixels (YOLO boxes are in pixels).
+    """
+    if rtdetr:
+        dec_bboxes, dec_scores = output[1][0], output[1][1]
+        boxes, probs = dec_bboxes[-1].float(), dec_scores[-1].float().sigmoid()  # (B, Q, 4), (B, Q, nc)
+        nc = probs.shape[-1]
+        top, index = probs.flatten(1).topk(probs.shape[1], dim=1)  # as RTDETRDecoder.postprocess
+        query = torch.div(index, nc, rounding_mode="floor")
+        batch_idx = torch.arange(len(probs), device=probs.device)[:, None].expand_as(query)
+        keep = top >= conf
+        q, b = query[keep], batch_idx[keep]
+        return TeacherRows(b.float(), boxes[b, q], top[keep], (index - query * nc)[keep], probs[b, q])
+    y = (output[0] if isinstance(output, (tuple, list)) else output).float()  # (B, 4 + nc, A), scores after sigmoid
+    kept, indices = non_max_suppression(y, conf_thres=conf, iou_thres=YOLO_TEACHER_NMS_IOU, return_idxs=True)
+    height, width = size
+    scale = y.new_tensor([width, height, width, height])
+    batch_idx = torch.cat([torch.full((len(k),), i, device=y.device) for i, k in enumerate(kept)]).float()
+    rows = torch.cat(kept)
+    probs = torch.cat([y[i, 4:, idx.long().view(-1)].T for i, idx in enumerate(indices)])
+    return TeacherRows(batch_idx, xyxy2xywh(rows[:, :4]) / scale, rows[:, 4], rows[:, 5].long(), probs)
+
+
+def dataset_columns(classes: torch.Tensor) -> torch.Tensor:
+    """For each dataset class, the teacher class mapped to it (`class_map` makes sure there is one)."""
+    wanted = int(classes.max()) + 1 if bool((classes >= 0).any()) else 0
+    return torch.stack([torch.nonzero(classes == d)[0, 0] for d in range(wanted)]) if wanted else \
+        torch.zeros(0, dtype=torch.long, device=classes.device)
 
 
 def rtdetr_encoder_scores(decoder: RTDETRDecoder, head_maps: list[torch.Tensor]) -> torch.Tensor:

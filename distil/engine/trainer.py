@@ -40,12 +40,13 @@ import torch
 from torch import nn
 from ultralytics.cfg import get_cfg
 from ultralytics.nn.tasks import load_checkpoint
-from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK
-from ultralytics.utils.torch_utils import unwrap_model
+from ultralytics.utils import DEFAULT_CFG, LOCAL_RANK, LOGGER, RANK
+from ultralytics.utils.torch_utils import torch_distributed_zero_first, unwrap_model
 
+from distil.engine.labeling import LabelStore
+from distil.engine.labeling.job import training_labels
 from distil.engine.model import FeatureDistillationModel
 from distil.engine.periodic_validation import StudentTrainer
-from distil.engine.pseudo_labels import pseudo_labels
 from distil.engine.settings import DistillSettings, canonicalize
 from distil.engine.teacher import teacher_names
 from distil.engine.teacher_signals import class_map
@@ -108,6 +109,7 @@ class DistillationTrainer(StudentTrainer):
         if settings.distill_det > 0:  # and so do class names that cannot match
             class_map(teacher_names(settings.distill_model), self.data["names"])
         self.unlabeled: UnlabeledBatches | None = None
+        self.labels: LabelStore | None = None  # offline: the teacher's stored labels
         self.step_in_epoch = (-1, 0)  # (epoch, batches seen in it)
 
     @staticmethod
@@ -181,9 +183,12 @@ class DistillationTrainer(StudentTrainer):
         if s.distill_unlabeled:
             labels = None
             if s.distill_det > 0 and s.distill_det_mode == "offline":
-                labels = pseudo_labels(s.distill_model, unlabeled_images(s.distill_unlabeled), s.distill_det_conf,
-                                       training_imgsz(self.args.imgsz), self.distill_model.classes,
-                                       Path(self.save_dir).parent / "pseudo-labels", device=self.device)
+                with torch_distributed_zero_first(LOCAL_RANK):  # one process labels; the others read its labels
+                    self.labels = training_labels(s.distill_model, unlabeled_images(s.distill_unlabeled),
+                                                  training_imgsz(self.args.imgsz), s.distill_det_conf,
+                                                  Path(self.save_dir).parent / "pseudo-labels", s.distill_det_labels,
+                                                  str(self.device), progress=RANK in {-1, 0})
+                labels = self.labels.per_image(s.distill_det_conf, self.distill_model.classes.numpy())
             self.unlabeled = UnlabeledBatches(self, s.distill_unlabeled, s.distill_unlabeled_ratio,
                                               prepare=lambda dataset: enhance_dataset(dataset, self.args.enhance),
                                               pseudo_labels=labels)
@@ -248,10 +253,23 @@ class DistillationTrainer(StudentTrainer):
                                    "unlabeled ones appended; an epoch is one pass over the labeled images"}
         adapters = str(self.wdir / "adapters_best.pt") if self.distill_settings.distill_weight > 0 else None
         record = {**wrapper.describe(), "imgsz": training_imgsz(self.args.imgsz), "unlabeled": unlabeled,
+                  "targets": self.targets_record(),
                   "steps": wrapper.steps, "nonfinite": wrapper.nonfinite, "gradient_balance": wrapper.balance,
                   "weights": {"best": str(self.best), "last": str(self.last), "adapters": adapters}}
         Path(self.save_dir).mkdir(parents=True, exist_ok=True)
         (Path(self.save_dir) / RECORD_NAME).write_text(json.dumps(record, indent=2))
+
+    def targets_record(self) -> dict | None:
+        """Which detection targets this run learns from and where they came from (None: no response term)."""
+        s = self.distill_settings
+        if s.distill_det == 0:
+            return None
+        kind = {"score": "soft (score)", "probs": "soft (class scores)", "hard": "hard"}[s.distill_det_targets]
+        if s.distill_det_mode == "online":
+            return {"targets": f"online {kind}", "source": "the teacher on every augmented batch"}
+        record = {"targets": f"offline {kind}", "teacher_every": s.distill_teacher_every,
+                  "source": "given (distill_det_labels)" if s.distill_det_labels else "labeled when training started"}
+        return {**record, "labels": self.labels.summary() if self.labels is not None else None}
 
     def final_eval(self) -> None:
         """Validate ``best.pt`` (now the plain student) as usual, then update ``distill.json``."""

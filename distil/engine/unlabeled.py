@@ -11,12 +11,19 @@ Unlabeled images never act as background: the ground-truth detection loss is com
 images of a batch only (`distil.engine.model`). They receive the distillation terms alone: the
 feature loss (under ``distill_mask: teacher`` where the teacher sees objects) and the teacher's
 detections as targets. Label files that happen to sit beside them are never read.
+
+Offline, the teacher's stored boxes are these images' labels, so Ultralytics' augmentation moves them with
+the image. Each box's score and class vector ride in its ``cls`` row (``[class, score, p_0 .. p_C-1]``):
+every transform on the path (mosaic, random perspective, flips, letterbox, ``close_mosaic``'s, the
+collate function) filters or concatenates ``cls`` by row beside the boxes, so a box that is cropped away
+takes its score with it. `append_images` splits the row again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,12 +33,15 @@ from ultralytics.data.dataset import YOLODataset
 from ultralytics.data.utils import IMG_FORMATS, check_image
 from ultralytics.utils import LOCAL_RANK, LOGGER
 
+if TYPE_CHECKING:
+    from distil.engine.labeling.store import ImageLabels
+
 
 class UnlabeledImagesError(ValueError):
     """The unlabeled images cannot be used; the message names the source and what to do."""
 
 
-def unlabeled_images(source: str | Path) -> list[str]:
+def unlabeled_images(source: str | Path, key: str = "distill_unlabeled") -> list[str]:
     """The image files of a folder (searched recursively) or of a ``.txt`` list (one path per line).
 
     Raises:
@@ -39,7 +49,7 @@ def unlabeled_images(source: str | Path) -> list[str]:
     """
     path = Path(source).expanduser()
     if not path.exists():
-        raise UnlabeledImagesError(f"distill_unlabeled={str(source)!r} does not exist: give a folder of images or a "
+        raise UnlabeledImagesError(f"{key}={str(source)!r} does not exist: give a folder of images or a "
                                    ".txt file listing image paths")
     if path.is_dir():
         files = sorted(str(p) for p in path.rglob("*") if p.suffix[1:].lower() in IMG_FORMATS)
@@ -48,40 +58,37 @@ def unlabeled_images(source: str | Path) -> list[str]:
         files = [str((path.parent / line).resolve()) if not Path(line).is_absolute() else line for line in lines]
         missing = [f for f in files if not Path(f).exists()]
         if missing:
-            raise UnlabeledImagesError(f"distill_unlabeled={str(source)!r} lists {len(missing)} missing file(s), e.g. "
+            raise UnlabeledImagesError(f"{key}={str(source)!r} lists {len(missing)} missing file(s), e.g. "
                                        f"{missing[0]}")
         files = [f for f in files if Path(f).suffix[1:].lower() in IMG_FORMATS]
     else:
-        raise UnlabeledImagesError(f"distill_unlabeled={str(source)!r} is neither a folder nor a .txt list of image "
+        raise UnlabeledImagesError(f"{key}={str(source)!r} is neither a folder nor a .txt list of image "
                                    "paths")
     if not files:
         formats = ", ".join(sorted(IMG_FORMATS))
-        raise UnlabeledImagesError(f"distill_unlabeled={str(source)!r} holds no image (looked for {formats})")
+        raise UnlabeledImagesError(f"{key}={str(source)!r} holds no image (looked for {formats})")
     return files
-
-
-def read_label_rows(path: str | Path) -> np.ndarray:
-    """The rows (class, x, y, w, h) of a YOLO label file; an empty file (the teacher saw nothing) is no rows,
-    without the warning ``np.loadtxt`` prints for each of them."""
-    return np.array(Path(path).read_text().split(), dtype=np.float32).reshape(-1, 5)
 
 
 class UnlabeledDataset(YOLODataset):
     """A YOLO training dataset of images without labels: no label file beside them is read, no cache written.
 
     Args:
-        pseudo_labels: Image -> label file the teacher wrote for it (offline response distillation), or None.
+        pseudo_labels: Image (resolved path) -> the teacher's stored boxes on it (offline distillation), or None.
+        nc: The dataset's number of classes (the width of each box's class vector).
     """
 
-    def __init__(self, *args, pseudo_labels: dict[str, str] | None = None, **kwargs) -> None:
+    def __init__(self, *args, pseudo_labels: Mapping[str, ImageLabels] | None = None, nc: int = 0,
+                 **kwargs) -> None:
         self.pseudo_labels = pseudo_labels
+        self.row_width = 1 if pseudo_labels is None else 2 + nc  # class, score, class vector
         super().__init__(*args, **kwargs)
 
     def get_img_files(self, img_path) -> list[str]:
         return unlabeled_images(img_path)
 
     def get_labels(self) -> list[dict]:
-        """An empty label per readable image (or the teacher's, offline); unreadable ones are skipped."""
+        """An empty label per readable image (or the teacher's boxes, offline); unreadable ones are skipped."""
         labels, skipped = [], []
         for im_file in self.im_files:
             try:
@@ -89,10 +96,12 @@ class UnlabeledDataset(YOLODataset):
             except Exception:  # any failure to read the header means a damaged file
                 skipped.append(im_file)
                 continue
-            rows = np.zeros((0, 5), np.float32)
-            if self.pseudo_labels is not None and im_file in self.pseudo_labels:
-                rows = read_label_rows(self.pseudo_labels[im_file])
-            labels.append({"im_file": im_file, "shape": shape, "cls": rows[:, :1], "bboxes": rows[:, 1:],
+            cls, boxes = np.zeros((0, self.row_width), np.float32), np.zeros((0, 4), np.float32)
+            found = self.pseudo_labels.get(str(Path(im_file).resolve())) if self.pseudo_labels is not None else None
+            if found is not None:
+                cls = np.concatenate([found.cls[:, None], found.scores[:, None], found.probs], 1).astype(np.float32)
+                boxes = found.boxes.astype(np.float32)
+            labels.append({"im_file": im_file, "shape": shape, "cls": cls, "bboxes": boxes,
                            "segments": [], "keypoints": None, "normalized": True, "bbox_format": "xywh"})
         if skipped:
             LOGGER.warning(f"distil: {len(skipped)} unreadable unlabeled image(s) skipped, e.g. {skipped[0]}")
@@ -100,6 +109,14 @@ class UnlabeledDataset(YOLODataset):
             raise UnlabeledImagesError(f"no readable image among the {len(self.im_files)} unlabeled files")
         self.im_files = [label["im_file"] for label in labels]
         return labels
+
+    def __getitem__(self, index: int) -> dict:
+        """An augmented image and its boxes; an image left without boxes keeps the row width of the others
+        (Ultralytics' formatting gives it one column), so a batch's rows concatenate."""
+        item = super().__getitem__(index)
+        if len(item["cls"]) == 0 and item["cls"].shape[-1] != self.row_width:
+            item["cls"] = item["cls"].new_zeros((0, self.row_width))
+        return item
 
 
 class UnlabeledBatches:
@@ -110,18 +127,18 @@ class UnlabeledBatches:
         source: A folder of images or a ``.txt`` list.
         ratio: Unlabeled images per labeled image in a batch.
         prepare: Called on the dataset once built (the trainer's own dataset preparation, e.g. ``enhance``).
-        pseudo_labels: Image -> label file the teacher wrote (offline detections), if any.
+        pseudo_labels: Image -> the teacher's stored boxes on it (offline detections), if any.
         rank: The process's rank; under DDP each process draws its own share of the images.
     """
 
     def __init__(self, trainer, source: str, ratio: float, prepare: Callable[[YOLODataset], None],
-                 pseudo_labels: dict[str, str] | None = None, rank: int = LOCAL_RANK) -> None:
+                 pseudo_labels: Mapping[str, ImageLabels] | None = None, rank: int = LOCAL_RANK) -> None:
         self.batch = max(1, round(trainer.batch_size * ratio))
         self.dataset = UnlabeledDataset(
             img_path=source, imgsz=trainer.args.imgsz, batch_size=self.batch, augment=True, hyp=trainer.args,
             rect=False, cache=None, single_cls=trainer.args.single_cls, stride=int(trainer.stride), pad=0.0,
             prefix="unlabeled: ", task="detect", classes=None, data=trainer.data, fraction=1.0,
-            pseudo_labels=pseudo_labels)
+            pseudo_labels=pseudo_labels, nc=len(trainer.data["names"]))
         prepare(self.dataset)
         self.loader = build_dataloader(self.dataset, self.batch, trainer.args.workers, shuffle=True, rank=rank,
                                        device=trainer.device)
@@ -155,13 +172,16 @@ def append_images(labeled: dict, unlabeled: dict) -> dict:
 
     ``n_labeled`` in the result says how many images at the start carry labels. Labels the teacher wrote
     for the unlabeled images (offline) come as ``pseudo_batch_idx``, ``pseudo_cls``, ``pseudo_bboxes``,
-    their image indices counted in the combined batch.
+    ``pseudo_scores`` and ``pseudo_probs`` (the class vectors), their image indices counted in the combined batch.
     """
     combined = dict(labeled)
     combined["img"] = torch.cat([labeled["img"], unlabeled["img"]])
     combined["im_file"] = [*labeled["im_file"], *unlabeled["im_file"]]
     combined["n_labeled"] = len(labeled["img"])
     combined["pseudo_batch_idx"] = unlabeled["batch_idx"] + len(labeled["img"])
-    combined["pseudo_cls"] = unlabeled["cls"]
+    rows = unlabeled["cls"]
+    combined["pseudo_cls"] = rows[:, :1]
     combined["pseudo_bboxes"] = unlabeled["bboxes"]
+    if rows.shape[1] > 1:  # offline: each box's score and class vector (see UnlabeledDataset)
+        combined["pseudo_scores"], combined["pseudo_probs"] = rows[:, 1], rows[:, 2:]
     return combined
