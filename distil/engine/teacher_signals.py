@@ -29,7 +29,7 @@ from ultralytics.nn.modules import Detect, RTDETRDecoder
 from ultralytics.utils.nms import non_max_suppression
 from ultralytics.utils.ops import xyxy2xywh
 
-from distil.engine.hooks import FeatureTap, forward_until, head_inputs, layer_table
+from distil.engine.hooks import FeatureTap, forward_until, forward_with_head_in_fp32, head_inputs, layer_table
 
 YOLO_TEACHER_NMS_IOU = 0.7  # Ultralytics' own default for prediction
 
@@ -133,8 +133,13 @@ class TeacherReader:
     @torch.no_grad()
     def __call__(self, teacher: nn.Module, images: torch.Tensor) -> TeacherSignals:
         bf16 = self.cpu_bf16 and images.device.type == "cpu"
-        with self.tap.attach(teacher) as tap, torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            output = teacher(images) if self.full_forward else forward_until(teacher, images, self.last_layer)
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+        with self.tap.attach(teacher) as tap:
+            if self.full_forward:  # the head (an RT-DETR decoder) in fp32: see forward_with_head_in_fp32
+                output = forward_with_head_in_fp32(teacher, images, autocast) if bf16 else teacher(images)
+            else:
+                with autocast:
+                    output = forward_until(teacher, images, self.last_layer)
             captured = {i: x.float().contiguous() for i, x in zip(self.tap.indices, tap.take())}
             saliency = self.read_saliency(teacher.model[-1], [captured[i] for i in self.head_layers], output,
                                           images) if self.want_saliency else None

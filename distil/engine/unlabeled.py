@@ -142,6 +142,7 @@ class UnlabeledBatches:
         prepare(self.dataset)
         self.loader = build_dataloader(self.dataset, self.batch, trainer.args.workers, shuffle=True, rank=rank,
                                        device=trainer.device)
+        reshuffle_every_pass(self.loader)
         self.passes = 0
         self.iterator = iter(self.loader)
 
@@ -154,8 +155,6 @@ class UnlabeledBatches:
             return next(self.iterator)
         except StopIteration:
             self.passes += 1
-            if isinstance(self.loader.sampler, DistributedSampler):  # under DDP its order is seeded by the pass
-                self.loader.sampler.set_epoch(self.passes)
             self.iterator = iter(self.loader)
             return next(self.iterator)
 
@@ -165,6 +164,29 @@ class UnlabeledBatches:
         self.dataset.close_mosaic(hyp=hyp)
         self.loader.reset()
         self.iterator = iter(self.loader)
+
+
+class EveryPassReshuffled(DistributedSampler):
+    """A `DistributedSampler` that draws a new order for every pass by itself (its epoch advances as a pass starts).
+
+    Why not ``set_epoch`` between passes: Ultralytics' loader keeps its workers and prefetches, so the next pass's
+    indices are drawn before the current pass has ended; a ``set_epoch`` call then comes one pass late, and with
+    workers every pass repeated the first one's order.
+    """
+
+    def __iter__(self):
+        order = super().__iter__()
+        self.set_epoch(self.epoch + 1)
+        return order
+
+
+def reshuffle_every_pass(loader) -> None:
+    """Under DDP, give Ultralytics' endless loader an `EveryPassReshuffled` sampler (before its first pass)."""
+    batches = loader.batch_sampler.sampler  # Ultralytics' _RepeatSampler wraps the loader's BatchSampler
+    old = getattr(batches, "sampler", None)
+    if isinstance(old, DistributedSampler) and not isinstance(old, EveryPassReshuffled):
+        batches.sampler = EveryPassReshuffled(old.dataset, num_replicas=old.num_replicas, rank=old.rank,
+                                              shuffle=old.shuffle, seed=old.seed, drop_last=old.drop_last)
 
 
 def append_images(labeled: dict, unlabeled: dict) -> dict:

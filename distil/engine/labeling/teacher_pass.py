@@ -23,6 +23,7 @@ from ultralytics.nn.modules import RTDETRDecoder
 from ultralytics.utils import ops
 from ultralytics.utils.patches import imread
 
+from distil.engine.hooks import forward_with_head_in_fp32
 from distil.engine.labeling.store import ShardLabels
 from distil.engine.teacher import cpu_computes_bf16, load_teacher, ready_for_inference
 from distil.engine.teacher_signals import teacher_rows
@@ -99,7 +100,9 @@ class TeacherLabeler:
         framed = np.stack([self.frame(image=image) for image in images])
         x = torch.from_numpy(framed).to(self.device).permute(0, 3, 1, 2).flip(1)  # BHWC BGR -> BCHW RGB
         x = (x.half() if self.fp16 else x.float()).div_(255)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+        if self.bf16:
+            output = forward_with_head_in_fp32(self.model, x, torch.autocast("cpu", dtype=torch.bfloat16))
+        else:
             output = self.model(x)
         found = teacher_rows(output, self.rtdetr, self.conf, (self.imgsz, self.imgsz))
         image = found.batch_idx.long().cpu().numpy()
