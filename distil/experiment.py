@@ -22,7 +22,7 @@ from distil.eval.comparison import validate_one
 from distil.manifest import write_manifest
 from distil.params import DistillParams, Params
 from distil.paths import resolve_model_file, resolve_path
-from distil.runs import prepare_run_dir, run_state, teacher_fingerprint
+from distil.runs import RunFolder, teacher_fingerprint
 
 
 def prepare_data(params: Params, n_train: int | None = None) -> Path:
@@ -80,6 +80,9 @@ def ultralytics_overrides(params: DistillParams, data_yaml: Path) -> dict[str, A
 def train(params: DistillParams | dict | str | Path, **overrides: Any) -> Path:
     """Train one run (distilled, or the baseline when ``distill_weight`` is 0) and return its directory.
 
+    The run's folder is held for the whole call (`distil.runs.RunFolder`): a second process training the same run is
+    refused, and nothing in it is replaced without being moved to ``outputs/trash`` first.
+
     Args:
         params: `DistillParams`, a dict of flat keys, or a params YAML file.
         **overrides: Flat keys that replace those in ``params``.
@@ -90,36 +93,41 @@ def train(params: DistillParams | dict | str | Path, **overrides: Any) -> Path:
 
     Raises:
         ParamsError: A parameter is invalid; raised before any data is generated or read.
+        RunBusyError: Another process is training this run.
     """
     params = DistillParams.load(params, **overrides)  # every setting checked, before anything is built
     started = time.time()
-    run_dir = params.runs_dir / params.run_name
+    folder = RunFolder(params.runs_dir / params.run_name, params.outputs_dir)
     trainer = DistillationTrainer if params.distilling else StudentTrainer
-    data_yaml = prepare_data(params)
-    arguments = ultralytics_overrides(params, data_yaml)
-    if params.run_cache and not (params.rebuild or params.resume) and run_state(run_dir) == "absent":
-        # imported here, not at the top, so that `python -m distil.shipped_runs` runs that module once
-        from distil.shipped_runs import copy_shipped_run
+    with folder.lock.held():
+        data_yaml = prepare_data(params)
+        arguments = ultralytics_overrides(params, data_yaml)
+        if params.run_cache and not (params.rebuild or params.resume) and folder.state == "absent":
+            # imported here, not at the top, so that `python -m distil.shipped_runs` runs that module once
+            from distil.shipped_runs import copy_shipped_run
 
-        copy_shipped_run(params, run_dir)  # then reused like a run trained here
-    action = prepare_run_dir(run_dir, params, arguments)
-    if action == "reuse":
-        LOGGER.info(f"distil: {run_dir} already holds this run, finished; reusing it (rebuild: true trains it again)")
-        if not (run_dir / "manifest.json").exists():  # finished through Ultralytics' own resume: record it now
-            _, metrics = validate_one(run_dir / "weights" / "best.pt", data_yaml, params.imgsz, params.batch,
-                                      params.ultralytics_device, params.enhance)
-            final = {k: round(float(v), 5) for k, v in (metrics.results_dict if metrics else {}).items()}
-            write_manifest(run_dir / "manifest.json", params.as_dict(), started, trainer=trainer.__name__,
-                           final_metrics=final, note="finished outside distil.train; metrics of best.pt validated now")
-        return run_dir
-    if action == "resume":
-        model = YOLO(str(run_dir / "weights" / "last.pt"))
-        model.train(trainer=trainer, resume=True)
-    else:
-        model = YOLO(str(resolve_model_file(params.student, "student")))
-        model.train(trainer=trainer, **arguments)
-    run_dir = Path(model.trainer.save_dir)
-    final = {k: round(float(v), 5) for k, v in (model.trainer.metrics or {}).items()}
-    write_manifest(run_dir / "manifest.json", params.as_dict(), started, device=model.trainer.device,
-                   trainer=trainer.__name__, final_metrics=final, teacher_sha1=teacher_fingerprint(params))
+            copy_shipped_run(params, folder.path)  # then reused like a run trained here
+        action = folder.decide(params, arguments)
+        if action == "reuse":
+            LOGGER.info(f"distil: {folder.path} already holds this run, finished; reusing it (rebuild: true trains "
+                        "it again)")
+            if not (folder.path / "manifest.json").exists():  # finished through Ultralytics' own resume: record it
+                _, metrics = validate_one(folder.weights / "best.pt", data_yaml, params.imgsz, params.batch,
+                                          params.ultralytics_device, params.enhance)
+                final = {k: round(float(v), 5) for k, v in (metrics.results_dict if metrics else {}).items()}
+                write_manifest(folder.path / "manifest.json", params.as_dict(), started, trainer=trainer.__name__,
+                               final_metrics=final, note="finished outside distil.train; metrics of best.pt "
+                                                         "validated now")
+            return folder.path
+        if action == "resume":
+            model = YOLO(str(folder.weights / "last.pt"))
+            model.train(trainer=trainer, resume=True)
+        else:
+            folder.record_start(params)
+            model = YOLO(str(resolve_model_file(params.student, "student")))
+            model.train(trainer=trainer, **arguments)
+        run_dir = Path(model.trainer.save_dir)
+        final = {k: round(float(v), 5) for k, v in (model.trainer.metrics or {}).items()}
+        write_manifest(run_dir / "manifest.json", params.as_dict(), started, device=model.trainer.device,
+                       trainer=trainer.__name__, final_metrics=final, teacher_sha1=teacher_fingerprint(params))
     return run_dir

@@ -40,7 +40,11 @@ WIDGETS = {"ipywidgets", "IPython", "traitlets", "comm"}  # the notebooks' extra
 
 def install() -> None:
     """Make every old module path resolve to its new module (the widget controls' only where ipywidgets is
-    installed: training, e.g. on a bare GPU machine, needs none of it)."""
+    installed: training, e.g. on a bare GPU machine, needs none of it), and let restricted checkpoint loading build
+    distil's classes under their old names too."""
+    from distil.engine.checkpoints import allow_distil_classes
+
+    allow_distil_classes(MOVED)
     for old, new in MOVED.items():
         try:
             sys.modules.setdefault(old, importlib.import_module(new))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
@@ -11,6 +10,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import distil.atomic as atomic
 from distil.paths import project_root, resolve_path
 
 PACKAGES = ("distil", "ultralytics", "torch", "torchvision", "opencv-python", "numpy", "papermill", "onnxruntime")
@@ -51,11 +51,8 @@ def device_description(device: Any = None) -> str:
 
 
 def write_json(path: str | Path, data: Any) -> Path:
-    """Write ``data`` as indented JSON to ``path`` (relative paths from the project root), making folders."""
-    path = resolve_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, default=str))
-    return path
+    """Write ``data`` as indented JSON to ``path`` (relative paths from the project root), whole (`distil.atomic`)."""
+    return atomic.write_json(resolve_path(path), data)
 
 
 def write_manifest(path: Path, params: dict[str, Any], started: float, **extra: Any) -> Path:

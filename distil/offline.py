@@ -9,7 +9,9 @@ before `ultralytics` is first imported (``distil/__init__.py`` does it), and:
 - points ``YOLO_CONFIG_DIR`` at a project-local folder unless the user chose one, and puts the two
   TTF fonts Ultralytics asks for there (copies of matplotlib's DejaVu Sans);
 - turns off settings-driven network traffic (analytics ``sync``, logger integrations) in this
-  process, without writing to the settings file.
+  process, without writing to the settings file;
+- turns on Ultralytics' restricted checkpoint loading (``ULTRALYTICS_SAFE_LOAD``: no code runs while a ``.pt``
+  loads, no ``eval`` of model YAMLs) unless ``DISTIL_TRUST_CHECKPOINTS=1`` (`distil.engine.checkpoints`).
 
 Missing weights or datasets named by bare name are not downloaded: `distil.config` resolves
 paths first and fails with a message that names the file.
@@ -22,6 +24,7 @@ import shutil
 from pathlib import Path
 
 FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")
+TRUST_ENV = "DISTIL_TRUST_CHECKPOINTS"
 _NETWORK_SETTINGS = ("sync", "clearml", "comet", "dvc", "mlflow", "raytune", "wandb", "hub")
 
 
@@ -48,10 +51,16 @@ def install_fonts(config_dir: Path) -> None:
             shutil.copyfile(source, target)
 
 
+def trusted_checkpoints() -> bool:
+    """Whether the user chose to load checkpoints as plain pickles (``DISTIL_TRUST_CHECKPOINTS=1``)."""
+    return os.environ.get(TRUST_ENV, "").strip().lower() in {"1", "true", "yes"}
+
+
 def set_offline_environment() -> Path:
     """Set the environment variables Ultralytics reads at import time; return the config dir."""
     os.environ["YOLO_OFFLINE"] = "1"
     os.environ["YOLO_AUTOINSTALL"] = "False"
+    os.environ["ULTRALYTICS_SAFE_LOAD"] = "0" if trusted_checkpoints() else "1"
     return Path(os.environ.setdefault("YOLO_CONFIG_DIR", str(default_config_dir())))
 
 
@@ -68,6 +77,10 @@ def patch_ultralytics_flags() -> None:
         for attr in ("ONLINE", "AUTOINSTALL"):
             if module is not None and hasattr(module, attr):
                 setattr(module, attr, False)
+    for name in ("ultralytics.utils", "ultralytics.nn.tasks"):  # where the restricted-loading flag was copied
+        module = sys.modules.get(name)
+        if module is not None and hasattr(module, "SAFE_LOAD"):
+            module.SAFE_LOAD = not trusted_checkpoints()
 
 
 def disable_network_settings() -> None:
@@ -105,6 +118,15 @@ def offline_amp_check() -> None:
     trainer_module.check_amp = check_amp
 
 
+def sanitize_recorded_git() -> None:
+    """The git origin Ultralytics writes into checkpoints, without credentials (`distil.portable`)."""
+    from ultralytics.utils import GIT
+
+    from distil.portable import sanitize_git_origin
+
+    sanitize_git_origin(GIT)
+
+
 def ensure_offline() -> Path:
     """Make every Ultralytics flow in this process offline; safe to call more than once.
 
@@ -118,4 +140,5 @@ def ensure_offline() -> Path:
     install_fonts(Path(ultralytics.utils.USER_CONFIG_DIR))
     disable_network_settings()
     offline_amp_check()
+    sanitize_recorded_git()
     return Path(ultralytics.utils.USER_CONFIG_DIR)

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ultralytics.nn.tasks import load_checkpoint
-
+from distil.engine.checkpoints import load_model
 from distil.engine.model import check_student
 from distil.engine.settings import ALIASES, SETTINGS, TAU_ALIASES, DistillSettings, SettingError, canonicalize
 from distil.engine.teacher import build_from_yaml
@@ -336,7 +335,7 @@ class ModelParams(Params):
         self.require_model("student", "student")
         path = resolve_model_file(self.student, "student")
         try:
-            check_student(load_checkpoint(path)[0] if path.suffix == ".pt" else build_from_yaml(path))
+            check_student(load_model(path)[0] if path.suffix == ".pt" else build_from_yaml(path))
         except TypeError as error:
             raise ParamsError(f"parameter student={self.student!r}: {error}") from None
 

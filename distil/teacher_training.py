@@ -26,7 +26,6 @@ reused. ``teacher_cache`` names a teacher made elsewhere with the same params (t
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -36,13 +35,15 @@ from ultralytics import YOLO
 from ultralytics.nn.tasks import yaml_model_load
 from ultralytics.utils import LOGGER
 
+import distil.atomic as atomic
 from distil.engine.teacher import detector, is_rtdetr_yaml
+from distil.engine.whole_files import whole_file_trainer
 from distil.eval.figures import read_results, training_seconds
 from distil.experiment import prepare_data
 from distil.manifest import device_description, write_manifest
 from distil.params import ParamsError, TeacherParams
 from distil.paths import resolve_model_file, resolve_path
-from distil.runs import epochs_done, resume_from_best, run_state
+from distil.runs import FolderLock, RunFolder, set_aside
 
 
 @dataclass
@@ -118,21 +119,26 @@ def train_stage(make_model, name: str, data: Path, params: TeacherParams, epochs
     """
     started = time.time()
     run_dir = params.teacher_dir / name
-    last = run_dir / "weights" / "last.pt"
-    state = run_state(run_dir)
-    if state == "damaged":  # killed while Ultralytics wrote last.pt: go on from best.pt
-        resume_from_best(run_dir)
+    folder = RunFolder(run_dir, params.outputs_dir)
+    last = folder.weights / "last.pt"
+    state = folder.state
+    if state == "damaged":  # killed while an older version wrote last.pt: go on from best.pt
+        folder.resume_from_best()
         state = "interrupted"
+    if state == "failed":  # stopped in its first epoch: nothing to go on from
+        set_aside(run_dir, params.outputs_dir, f"teacher stage {name} left no checkpoint, so it starts again")
+        state = "absent"
     if state == "finished":
         LOGGER.info(f"distil: teacher stage {name} already finished in {run_dir}; reusing it")
     else:
         if state == "interrupted":
-            LOGGER.info(f"distil: resuming teacher stage {name} from {last} (epoch {epochs_done(run_dir) + 1})")
+            LOGGER.info(f"distil: resuming teacher stage {name} from {last} (epoch {folder.epochs_done + 1})")
             model = detector(last)
-            model.train(resume=True)
+            model.train(trainer=whole_file_trainer(model), resume=True)
         else:
             model = make_model()
-            model.train(data=str(data), epochs=epochs, imgsz=params.imgsz, batch=training_batch(params),
+            model.train(trainer=whole_file_trainer(model), data=str(data), epochs=epochs, imgsz=params.imgsz,
+                        batch=training_batch(params),
                         device=params.ultralytics_device, workers=params.workers, seed=params.seed,
                         deterministic=False, project=str(params.teacher_dir), name=name, exist_ok=True, plots=False,
                         time=params.hours or None, **extra)
@@ -193,10 +199,19 @@ def check_same_teacher(recorded: dict, params: TeacherParams, where: Path) -> No
 def prepare_teacher(params: TeacherParams) -> TeacherReport:
     """Make sure ``params.teacher_path`` holds a usable teacher; report its validation mAP.
 
+    The teacher's folder is held meanwhile (`distil.runs.FolderLock`): a second process is refused.
+
     Raises:
         FileExistsError: ``rebuild`` would replace a checkpoint this project did not make.
         ParamsError: The cached teacher was made with other params.
+        RunBusyError: Another process is making this teacher.
     """
+    with FolderLock(params.teacher_dir).held():
+        return make_teacher(params)
+
+
+def make_teacher(params: TeacherParams) -> TeacherReport:
+    """`prepare_teacher`'s work, with the teacher's folder held."""
     started = time.time()
     checkpoint = params.teacher_path
     record = params.teacher_dir / "teacher.json"
@@ -217,11 +232,10 @@ def prepare_teacher(params: TeacherParams) -> TeacherReport:
     started_before = params.teacher_dir / "params.json"
     if params.rebuild:  # stages of an earlier teacher must not be resumed or reused
         for stage in ("encoder", "decoder", "refine", "finetune", "direct"):
-            shutil.rmtree(params.teacher_dir / stage, ignore_errors=True)
+            set_aside(params.teacher_dir / stage, params.outputs_dir, "rebuild: true trains the teacher again")
     elif started_before.exists():  # an interrupted training: resume it only if it is this teacher
         check_same_teacher(json.loads(started_before.read_text()), params, params.teacher_dir)
-    params.teacher_dir.mkdir(parents=True, exist_ok=True)
-    (params.teacher_dir / "params.json").write_text(json.dumps(teacher_defining(params), indent=2))
+    atomic.write_json(params.teacher_dir / "params.json", teacher_defining(params))
 
     stages: list[Stage] = []
     if params.teacher_weights:  # fine-tune a given teacher on this dataset
@@ -264,8 +278,7 @@ def prepare_teacher(params: TeacherParams) -> TeacherReport:
             stages.append(stage)
         source = "trained"
 
-    checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(best, checkpoint)
+    atomic.copy_file(best, checkpoint)
     return finish(params, checkpoint, source, data, stages, started)
 
 
@@ -293,7 +306,14 @@ def refine(params: TeacherParams) -> TeacherReport:
     Raises:
         ParamsError: ``teacher_refine_epochs`` is 0, there is no such teacher, it was made with other params, or
             it is refined already.
+        RunBusyError: Another process is making this teacher.
     """
+    with FolderLock(params.teacher_dir).held():
+        return add_refine_stage(params)
+
+
+def add_refine_stage(params: TeacherParams) -> TeacherReport:
+    """`refine`'s work, with the teacher's folder held."""
     started = time.time()
     if not params.teacher_refine_epochs:
         raise ParamsError("teacher_refine_epochs is 0: there is no refine stage to add; set it in the params file")
@@ -314,13 +334,11 @@ def refine(params: TeacherParams) -> TeacherReport:
     made_on = (json.loads(manifest.read_text()) if made_here and manifest.exists()
                else recorded.get("manifest", {})).get("device", "")
     stages = [replace(stage, device=stage.device or made_on) for stage in stages]
-    params.teacher_dir.mkdir(parents=True, exist_ok=True)
     start = params.teacher_dir / "unrefined.pt"  # kept: the refine stage starts from it, and it is what was refined
-    shutil.copyfile(source, start)
+    atomic.copy_file(source, start)
     data = teacher_data(params)
     best, stage = train_refine(start, data, params, params.teacher_freeze_encoder)
-    params.teacher_path.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(best, params.teacher_path)
+    atomic.copy_file(best, params.teacher_path)
     return finish(params, params.teacher_path, "trained", data, [*stages, stage], started)
 
 
@@ -337,8 +355,7 @@ def copy_shipped_teacher(params: TeacherParams, data: Path, started: float) -> T
                           "are needed; set teacher_cache: '' to train the teacher here instead")
     recorded = json.loads(shipped_record.read_text())
     check_same_teacher(recorded.get("params", {}), params, shipped)
-    params.teacher_path.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(shipped, params.teacher_path)
+    atomic.copy_file(shipped, params.teacher_path)  # a kill mid-copy leaves no empty teacher.pt to trip on
     stages = [Stage(**stage) for stage in recorded.get("stages", [])]
     return finish(params, params.teacher_path, "shipped", data, stages, started)
 
@@ -348,7 +365,7 @@ def finish(params: TeacherParams, checkpoint: Path, source: str, data: Path, sta
     """Validate the teacher now in place, and record it (``teacher.json``, ``manifest.json``)."""
     map50, map50_95 = validation_map(checkpoint, data, params, "val")
     report = TeacherReport(str(checkpoint), source, map50, map50_95, str(data), stages, teacher_defining(params))
-    (params.teacher_dir / "teacher.json").write_text(json.dumps(report.as_dict(), indent=2))
+    atomic.write_json(params.teacher_dir / "teacher.json", report.as_dict())
     write_manifest(params.teacher_dir / "manifest.json", params.as_dict(), started, report=report.as_dict())
     return report
 
@@ -364,11 +381,10 @@ def ship(params_file: str, destination: str) -> Path:
     if not params.teacher_path.exists() or not record.exists():
         raise SystemExit(f"no teacher made by 00_teacher at {params.teacher_path}: run it first (make teacher)")
     target = resolve_path(destination)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(params.teacher_path, target)
+    atomic.copy_file(params.teacher_path, target)
     shipped = {**json.loads(record.read_text()), "checkpoint": str(Path(destination)),
                "manifest": json.loads((params.teacher_dir / "manifest.json").read_text())}
-    target.with_suffix(".json").write_text(json.dumps(shipped, indent=2))
+    atomic.write_json(target.with_suffix(".json"), shipped)
     return target
 
 

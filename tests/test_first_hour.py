@@ -41,6 +41,8 @@ def test_a_run_that_failed_before_its_first_checkpoint_is_simply_started_again(t
     (run / "args.yaml").write_text("epochs: 2\n")  # what a run that failed in its first epoch leaves
     assert distil.train(baseline(tiny_data, tmp_path)) == run
     assert (run / "weights" / "best.pt").exists() and (run / "manifest.json").exists()
+    (kept,) = (tmp_path / "trash").glob("*/runs/first-baseline/args.yaml")  # moved aside, not deleted
+    assert kept.read_text() == "epochs: 2\n"
 
 
 def interrupted_run(params: dict, data: Path, epochs: int = 1) -> Path:
@@ -79,7 +81,8 @@ def test_a_run_killed_while_writing_its_checkpoint_resumes_from_best_pt(tiny_dat
     written = last.read_bytes()
     last.write_bytes(written[: len(written) // 2])  # the kill came half-way through Ultralytics' write
     assert run_state(run) == "damaged"
-    with pytest.raises(ParamsError, match="last.pt is damaged .*set resume: true to continue from its best.pt"):
+    with pytest.raises(ParamsError, match="last.pt is missing or damaged .*set resume: true to continue from its "
+                                          "best.pt"):
         distil.train(params)
     assert distil.train({**params, "resume": True}) == run
     assert list(read_results(run)["epoch"]) == [1, 2, 3]  # the epochs after best.pt's trained again, not twice
@@ -101,7 +104,7 @@ def test_a_shipped_run_is_copied_in_for_the_same_params_and_refused_for_others(t
         "args.yaml", "manifest.json", "results.csv", "weights/best.pt"]  # last.pt does not ship
 
     copied = distil.train({**params, "outputs": str(tmp_path / "here"), "run_cache": str(shipped)})
-    assert (copied / "weights" / "best.pt").read_bytes() == (run / "weights" / "best.pt").read_bytes()
+    assert (copied / "weights" / "best.pt").read_bytes() == (shipped / "weights" / "best.pt").read_bytes()
     assert (copied / "results.csv").read_text() == (run / "results.csv").read_text()  # not trained again
     assert run_state(copied) == "finished" and "shipped" in json.loads((copied / "manifest.json").read_text())
 
@@ -134,8 +137,9 @@ def test_a_finished_run_is_not_reused_once_its_teacher_checkpoint_has_been_repla
     checkpoint = torch.load(teacher, weights_only=False)
     next(checkpoint["model"].parameters()).data += 1.0  # another teacher under the same path
     torch.save(checkpoint, teacher)
-    with pytest.raises(ParamsError, match="holds a run taught by another teacher: .*teacher.pt has been replaced "
-                                          "since .*set run: <new name> to keep both, or rebuild: true"):
+    with pytest.raises(ParamsError, match="was taught by another teacher: .*manifest.json records sha1 .*teacher.pt "
+                                          "now holds sha1 .*Set run: <new name> to train with this teacher and keep "
+                                          "both, or rebuild: true"):
         distil.train(params)
     assert (run / "weights" / "best.pt").read_bytes() == best  # nothing overwritten
 

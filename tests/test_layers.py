@@ -12,7 +12,7 @@ import distil
 PACKAGE = Path(distil.__file__).parent
 # Lowest first; a module may import its own layer and those below (distil/__init__.py lists the same).
 LAYERS = [
-    ("foundation", ["distil.paths", "distil.offline", "distil.threads", "distil.atomic"]),
+    ("foundation", ["distil.paths", "distil.offline", "distil.threads", "distil.atomic", "distil.portable"]),
     ("data and enhancement", ["distil.data", "distil.enhancement"]),
     ("engine", ["distil.engine"]),
     ("eval", ["distil.eval"]),

@@ -18,6 +18,8 @@ from pathlib import Path
 from ultralytics.cfg import get_cfg
 from ultralytics.utils import DEFAULT_CFG
 
+import distil.atomic as atomic
+from distil.engine.whole_files import WholeFileCheckpoints
 from distil.enhancement.dataset import EnhancedDetectionTrainer
 
 VAL_PERIOD_KEY = {"val_period": 1}
@@ -40,12 +42,12 @@ def validated_epoch(epoch: int, epochs: int, period: int) -> bool:
 def keep_results_rows(csv: Path, epochs: int) -> None:
     """Keep the header and the first ``epochs`` rows of a ``results.csv`` (a run resumes after them)."""
     header, *rows = csv.read_text().splitlines()
-    csv.write_text("\n".join([header, *rows[:epochs]]) + "\n")
+    atomic.write_text(csv, "\n".join([header, *rows[:epochs]]) + "\n")
 
 
-class StudentTrainer(EnhancedDetectionTrainer):
-    """The student's trainer without a teacher (the baseline): enhancement, and validation (with checkpoints)
-    only on the epochs `validated_epoch` names."""
+class StudentTrainer(WholeFileCheckpoints, EnhancedDetectionTrainer):
+    """The student's trainer without a teacher (the baseline): enhancement, validation (with checkpoints) only on the
+    epochs `validated_epoch` names, and every checkpoint and record written whole (`whole_files`)."""
 
     def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None):
         """Check ``val_period`` first, so a bad value fails before any data is read (a resumed run's comes from

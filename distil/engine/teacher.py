@@ -12,9 +12,10 @@ from pathlib import Path
 import torch
 from torch import nn
 from ultralytics import RTDETR, YOLO
-from ultralytics.nn.tasks import DetectionModel, RTDETRDetectionModel, load_checkpoint, yaml_model_load
+from ultralytics.nn.tasks import DetectionModel, RTDETRDetectionModel, yaml_model_load
 from ultralytics.utils import LOGGER
 
+from distil.engine.checkpoints import load_model
 from distil.paths import resolve_model_file
 
 
@@ -42,7 +43,7 @@ def load_teacher(source: str | Path | nn.Module) -> nn.Module:
     if isinstance(source, nn.Module):
         model = source
     elif str(source).endswith(".pt"):
-        model = load_checkpoint(source)[0]
+        model = load_model(source)[0]
     else:
         LOGGER.warning(f"distil: teacher {source} is a YAML: it has random weights and teaches nothing useful")
         model = build_from_yaml(source)
@@ -82,14 +83,14 @@ def teacher_names(source: str | Path | nn.Module) -> dict[int, str]:
     """The class names a teacher knows (read from its checkpoint or YAML, without freezing a copy)."""
     if isinstance(source, nn.Module):
         return dict(source.names)
-    model = load_checkpoint(source)[0] if str(source).endswith(".pt") else build_from_yaml(source)
+    model = load_model(source)[0] if str(source).endswith(".pt") else build_from_yaml(source)
     return dict(model.names)
 
 
 def detector(path: str | Path) -> YOLO | RTDETR:
     """The Ultralytics model wrapper that fits a checkpoint or YAML (RT-DETR needs its own validator)."""
     if str(path).endswith(".pt"):
-        is_rtdetr = isinstance(load_checkpoint(path)[0], RTDETRDetectionModel)
+        is_rtdetr = isinstance(load_model(path)[0], RTDETRDetectionModel)
     else:
         is_rtdetr = is_rtdetr_yaml(yaml_model_load(resolve_model_file(path, "model")))
     return (RTDETR if is_rtdetr else YOLO)(str(path))

@@ -39,10 +39,10 @@ from pathlib import Path
 import torch
 from torch import nn
 from ultralytics.cfg import get_cfg
-from ultralytics.nn.tasks import load_checkpoint
 from ultralytics.utils import DEFAULT_CFG, LOCAL_RANK, LOGGER, RANK
 from ultralytics.utils.torch_utils import torch_distributed_zero_first, unwrap_model
 
+from distil.engine.checkpoints import load_model
 from distil.engine.labeling import LabelStore
 from distil.engine.labeling.job import training_labels
 from distil.engine.model import FeatureDistillationModel
@@ -143,7 +143,7 @@ class DistillationTrainer(StudentTrainer):
         """Resuming from a distillation ``last.pt``: rebuild student, teacher and adapters from it."""
         if isinstance(self.model, nn.Module) or not str(self.model).endswith(".pt"):
             return super().setup_model()
-        weights, ckpt = load_checkpoint(self.model)
+        weights, ckpt = load_model(self.model)
         if not isinstance(weights, FeatureDistillationModel):
             return super().setup_model()
         teacher = self.distill_settings.distill_model

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 from ultralytics.data.augment import LetterBox
-from ultralytics.nn.tasks import load_checkpoint
 
 from distil.engine.adapter import FeatureAdapter
+from distil.engine.checkpoints import load_model
 from distil.engine.hooks import FeatureTap, forward_until, head_inputs
 from distil.engine.pairing import LevelPair, pair_layers
 from distil.engine.teacher import build_from_yaml, load_teacher
@@ -51,7 +51,7 @@ def feature_maps(model: nn.Module, x: torch.Tensor, indices: Sequence[int]) -> l
 
 def load_student(spec: str | Path) -> nn.Module:
     """A student from a checkpoint or (untrained) from its YAML, in fp32 eval mode."""
-    model = load_checkpoint(spec)[0] if str(spec).endswith(".pt") else build_from_yaml(spec)
+    model = load_model(spec)[0] if str(spec).endswith(".pt") else build_from_yaml(spec)
     return model.float().eval()
 
 
