@@ -18,6 +18,7 @@ import copy
 import dataclasses
 import difflib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass
@@ -74,6 +75,8 @@ def check_type(name: str, value: Any, annotation: Any) -> Any:
         if origin is int and isinstance(value, int) and not isinstance(value, bool):
             return value
         if origin is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ParamsError(f"parameter {name}={value!r} must be a finite number")
             return float(value)
         if origin is str and isinstance(value, str):
             return value
@@ -202,8 +205,7 @@ class Params:
                 raise ParamsError(f"parameter {key}={getattr(self, key)} must be >= {minimum}")
         if min(self.workers, self.seed, self.demo_seed, self.demo_test, self.demo_unlabeled) < 0:
             raise ParamsError("parameters workers, seed, demo_seed, demo_test and demo_unlabeled must be >= 0")
-        if not self.name or "/" in self.name or self.name in {".", ".."}:
-            raise ParamsError(f"parameter name={self.name!r} must be a plain folder name")
+        check_folder_name("name", self.name)
         if self.enhance not in {"none", "default"} and not resolve_path(self.enhance).exists():
             raise ParamsError(f"parameter enhance={self.enhance!r} is not 'none', 'default' or an existing pipeline "
                               f"YAML (looked at {resolve_path(self.enhance)})")
@@ -244,6 +246,21 @@ class Params:
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def check_folder_name(key: str, value: str, special: tuple[str, ...] = ()) -> None:
+    """A params value that becomes a folder's name: one plain name (no separator, not ``.`` or ``..``, no leading
+    dot), or one of ``special``; what it names is the only thing distil may create or replace under that name.
+
+    Raises:
+        ParamsError: It would reach outside its folder (``run: ..`` once made the whole outputs folder the run's).
+    """
+    if value in special:
+        return
+    if not value or any(sep in value for sep in ("/", "\\", "\0")) or value.startswith(".") or value != value.strip():
+        allowed = f" (or {' / '.join(repr(v) for v in special if v)})" if any(special) else ""
+        raise ParamsError(f"parameter {key}={value!r} must be a plain folder name{allowed}: no '/', no leading '.', "
+                          "not '.' or '..'")
 
 
 def unknown_keys_message(unknown: list[str], params_class: type[Params]) -> str:
@@ -450,6 +467,9 @@ class EvalParams(ModelParams):
 
     def validate(self) -> None:
         super().validate()
+        check_folder_name("baseline_run", self.baseline_run, ("auto",))
+        check_folder_name("distilled_run", self.distilled_run, ("auto",))
+        check_folder_name("oracle_run", self.oracle_run, ("auto", ""))
         self.require_teacher()
         for label, path in self.models().items():
             if label != "teacher" and not path.exists():
@@ -518,6 +538,7 @@ class DistillParams(TrainingParams):
 
     def validate(self) -> None:
         super().validate()
+        check_folder_name("run", self.run, ("auto", ""))
         if self.epochs < 1:
             raise ParamsError(f"parameter epochs={self.epochs} must be >= 1")
         if not 0 < self.fraction <= 1:

@@ -16,30 +16,35 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import re
 import sys
 from pathlib import Path
 
 import nbformat
 import papermill
-import yaml
+from papermill.exceptions import PapermillExecutionError
 
 from distil.params import ALIASES, TAU_ALIASES, Params
-from distil.params_files import read_params_file
+from distil.params_files import ParamsFileError, load_yaml_text, read_params_file
 from distil.paths import project_root, resolve_path
+from distil.runs import set_aside
 
 NOTEBOOKS = project_root() / "notebooks"
 LOADS = re.compile(r"distil\.(\w+Params)\.from_notebook\(")
 
 
 def parse_value(text: str):
-    """A ``-p`` value as papermill reads it: YAML scalars (numbers, true/false, lists), else the text."""
+    """A ``-p`` value as papermill reads it: YAML scalars (numbers, true/false, lists), else the text; read strictly
+    (`distil.params_files`: no aliases, no repeated keys)."""
     if not text.strip():
         return text
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
+        return load_yaml_text(text, "a -p value")
+    except ParamsFileError as error:
+        if "not valid YAML" in str(error):
+            return text
+        raise SystemExit(str(error)) from None
 
 
 def params_class_of(notebook: nbformat.NotebookNode) -> type[Params]:
@@ -53,8 +58,39 @@ def params_class_of(notebook: nbformat.NotebookNode) -> type[Params]:
     raise ValueError("the notebook loads no distil params class (distil.<X>Params.from_notebook(globals()))")
 
 
+# errors distil raises for bad input: said in one line, without a traceback (``--verbose`` shows it)
+INPUT_ERRORS = {"ParamsError", "SettingError", "ParamsFileError", "LabelStoreError", "ClassMappingError",
+                "UnlabeledImagesError", "PairingError", "RunBusyError", "UnsafeCheckpointError", "NoLabelsError",
+                "FileNotFoundError", "FileExistsError", "LabelingError"}
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook stopped with an error: which cell, the error in one line, where the executed notebook is."""
+
+    def __init__(self, notebook: str, cell: int | None, ename: str, evalue: str, executed: Path, traceback: str):
+        self.notebook, self.cell, self.ename, self.evalue, self.executed = notebook, cell, ename, evalue, executed
+        self.traceback = traceback
+        super().__init__(f"{notebook} failed in cell {cell}: {ename}: {evalue}")
+
+    def report(self, verbose: bool = False) -> str:
+        """What the terminal shows: the context (a few lines), then the reason, last and once."""
+        lines = [f"{self.notebook} stopped in cell {self.cell}; the executed notebook, with everything it printed: "
+                 f"{self.executed}"]
+        if verbose or self.ename not in INPUT_ERRORS:  # a failure of the code itself: its last frames help
+            lines += ["", *self.traceback.strip().splitlines()[-12:], ""]
+        lines.append(f"{self.ename}: {self.evalue}")
+        return "\n".join(lines)
+
+
 def run(name: str, output: str | None, params_file: str | None, overrides: dict) -> Path:
-    """Execute ``notebooks/<name>.ipynb`` with the keys it takes; returns the executed notebook's path."""
+    """Execute ``notebooks/<name>.ipynb`` with the keys it takes; returns the executed notebook's path.
+
+    The executed notebook is written beside its place and moved there when it succeeds; one that was there moves to
+    ``outputs/trash`` (nothing is overwritten), and a failed run is kept as ``<name>.failed.ipynb``.
+
+    Raises:
+        NotebookFailed: A cell raised; the good executed notebook of an earlier run stays where it was.
+    """
     notebook = NOTEBOOKS / f"{name.removesuffix('.ipynb')}.ipynb"
     if not notebook.exists():
         choices = ", ".join(p.stem for p in sorted(NOTEBOOKS.glob("*.ipynb")))
@@ -65,15 +101,24 @@ def run(name: str, output: str | None, params_file: str | None, overrides: dict)
     own = {f.name for f in dataclasses.fields(params_class)} | set(ALIASES) | set(TAU_ALIASES)
     elsewhere = set(Params.known_keys())
     passed = {k: v for k, v in values.items() if k in own or k not in elsewhere}  # typos go through, to be named
-    run_name = values.get("name", "demo")
-    out = resolve_path(output) if output else \
-        resolve_path(values.get("outputs", "outputs")) / "notebooks" / str(run_name) / notebook.name
+    outputs = resolve_path(values.get("outputs", "outputs"))
+    out = resolve_path(output) if output else outputs / "notebooks" / str(values.get("name", "demo")) / notebook.name
     out.parent.mkdir(parents=True, exist_ok=True)
     skipped = sorted(set(values) - set(passed))
     if skipped:
         print(f"{notebook.name}: keys for other notebooks, not used here: {', '.join(skipped)}")
-    papermill.execute_notebook(str(notebook), str(out), parameters=passed, cwd=str(NOTEBOOKS), progress_bar=False,
-                               stdout_file=sys.stdout, stderr_file=sys.stderr)  # the cells' output, live
+    running = out.with_name(f".{out.stem}.running.ipynb")
+    try:
+        papermill.execute_notebook(str(notebook), str(running), parameters=passed, cwd=str(NOTEBOOKS),
+                                   progress_bar=False, stdout_file=sys.stdout, stderr_file=sys.stderr,
+                                   extra_arguments=["--IPKernelApp.log_level=ERROR"])  # no kernel start-up noise
+    except PapermillExecutionError as error:
+        failed = out.with_name(f"{out.stem}.failed.ipynb")
+        os.replace(running, failed)
+        raise NotebookFailed(notebook.stem, error.exec_count, error.ename, error.evalue, failed,
+                             "\n".join(error.traceback)) from None
+    set_aside(out, outputs, f"the new run of {notebook.name} takes its place")
+    os.replace(running, out)
     return out
 
 
@@ -83,9 +128,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("output", nargs="?", help="executed notebook (default: outputs/notebooks/<name>/...)")
     parser.add_argument("-f", "--parameters_file", help="params YAML")
     parser.add_argument("-p", "--parameters", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"))
+    parser.add_argument("--verbose", action="store_true", help="on a failure, show the whole traceback")
     args = parser.parse_args(argv)
     overrides = {key: parse_value(value) for key, value in args.parameters}
-    print(f"executed: {run(args.notebook, args.output, args.parameters_file, overrides)}")
+    try:
+        executed = run(args.notebook, args.output, args.parameters_file, overrides)
+    except NotebookFailed as failure:
+        print(f"\n{failure.report(args.verbose)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\n{args.notebook} stopped (Ctrl-C). A training it was running keeps what it finished: run the same "
+              "command with -p resume true to go on from its last epoch.", file=sys.stderr)
+        return 130
+    print(f"executed: {executed}")
     return 0
 
 

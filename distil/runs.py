@@ -17,7 +17,9 @@ A run folder is in one of five states, read off what is in it:
 - ``absent``: no folder, or an empty one;
 - ``failed``: a folder without a checkpoint anyone can use (a run that stopped in its first epoch); the next run
   of it moves it to the trash and starts again;
-- ``interrupted``: ``weights/last.pt`` still holds its optimizer state; ``resume: true`` continues it;
+- ``interrupted``: ``weights/last.pt`` still holds its optimizer state; ``resume: true`` continues it (a run killed
+  after its last epoch, before its optimizer was stripped, has nothing left to train: it is finished here, as
+  Ultralytics would have finished it, without asking);
 - ``damaged``: ``last.pt`` is missing or cannot be read, while ``best.pt`` still holds optimizer state (a kill while
   an older version wrote ``last.pt`` in place, or inside `resume_from_best`); ``resume: true`` continues from
   ``best.pt``, training the epochs after it again;
@@ -53,6 +55,7 @@ from distil.engine.checkpoints import read_checkpoint
 from distil.engine.losses import LOSSES, loss_arguments
 from distil.engine.periodic_validation import keep_results_rows
 from distil.engine.settings import SETTINGS, canonicalize
+from distil.engine.whole_files import strip_whole
 from distil.params import DistillParams, ParamsError
 from distil.paths import resolve_path
 
@@ -206,6 +209,9 @@ class RunFolder:
             if params.resume:
                 raise ParamsError(f"resume: true, but {self.path} holds no run: set resume: false to start it")
             return "train"
+        if state == "interrupted" and self.trained_to_its_end():
+            self.finish_stripping()
+            state = "finished"
         if state in ("damaged", "interrupted"):
             if not params.resume:
                 raise ParamsError(self.refusal(state))
@@ -226,6 +232,25 @@ class RunFolder:
                               f"{self.outputs / 'trash'})")
         self.check_teacher(params, "reuse")
         return "reuse"
+
+    def trained_to_its_end(self) -> bool:
+        """Whether ``last.pt`` holds the last epoch of the run's schedule (killed before Ultralytics stripped it)."""
+        last = read_checkpoint(self.weights / "last.pt") or {}
+        epochs = (last.get("train_args") or {}).get("epochs")
+        return bool(epochs) and int(last.get("epoch", -1)) + 1 >= int(epochs)
+
+    def finish_stripping(self) -> None:
+        """Do what Ultralytics' end of training did not get to: make ``best.pt`` the last epoch where that one was the
+        best, then strip the optimizer from both checkpoints (each written whole)."""
+        last = read_checkpoint(self.weights / "last.pt")
+        fitness = (last.get("train_metrics") or {}).get("fitness")
+        if fitness is not None and last.get("best_fitness") == fitness:  # the last epoch was the best one
+            atomic.copy_file(self.weights / "last.pt", self.weights / "best.pt")
+        stripped = strip_whole(self.weights / "last.pt")
+        if (self.weights / "best.pt").exists():
+            strip_whole(self.weights / "best.pt", updates={"train_results": stripped.get("train_results")})
+        LOGGER.warning(f"distil: {self.path} had trained its last epoch when it was stopped, before its checkpoints "
+                       "were finished; finished them now")
 
     def refusal(self, state: str) -> str:
         if state == "damaged":

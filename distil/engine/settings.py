@@ -14,6 +14,7 @@ and the trainer both go through these two functions, and nowhere else are these 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,8 +37,8 @@ def number(low: float | None = None, high: float | None = None, low_open: bool =
     """A float within [low, high] (or (low, high] with ``low_open``); ints are accepted, bools are not."""
 
     def check(value: Any, key: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SettingError(f"{key}={value!r} must be a number")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise SettingError(f"{key}={value!r} must be a finite number")
         too_low = low is not None and (value <= low if low_open else value < low)
         if too_low or (high is not None and value > high):
             bounds = f"{'>' if low_open else '>='} {low}" if high is None else f"within [{low}, {high}]"
@@ -104,6 +105,11 @@ def mapping(value: Any, key: str) -> dict[str, Any]:
         return {}
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
         raise SettingError(f"{key}={value!r} must be a mapping of argument names to values, e.g. {{tau: 2.0}}")
+    for name, item in value.items():
+        if isinstance(item, float) and not math.isfinite(item):
+            raise SettingError(f"{key}: {name}={item!r} must be a finite number")
+        if not isinstance(item, (str, int, float, bool, type(None))):
+            raise SettingError(f"{key}: {name}={item!r} must be a plain value (a number, a word, true/false)")
     return dict(value)
 
 
