@@ -15,7 +15,7 @@ say() { echo "gpu_demo: $(( $(date +%s) - started )) s: $*"; }
 # the student's data first: the two runs below would otherwise both start drawing it in the same folder
 $python -c "import distil, sys; distil.prepare_data(distil.DistillParams.load(sys.argv[1], teacher='none'))" "$params"
 say "student data ready"
-$python -m distil.teacher_training train "$params"
+$python -m distil teacher train -f "$params"
 say "teacher ready"
 pids=()
 for arm in $arms; do  # one results file each: two writers never share one

@@ -308,17 +308,20 @@ def main() -> None:
     parser.add_argument("--report", action="store_true", help="print the tables from the results file and stop")
     parser.add_argument("--results", type=Path, help="the results file: rows are added to it and --report reads it "
                         f"(default {RESULTS.name}, or {DRAWS.name} with --draw; e.g. kd_study_200_labels.csv)")
-    parser.add_argument("--readme", type=Path, help="with --report: write the report into this file, between "
-                        "its two markers (README.md's study section), instead of printing it")
+    parser.add_argument("--readme", type=Path, nargs="+", help="with --report: write the generated parts into these "
+                        "files, between their markers (benchmarks/README.md: the report; README.md: the headline), "
+                        "instead of printing them")
     args = parser.parse_args()
     results = args.results or (DRAWS if args.draw is not None else RESULTS)
     if args.report:
-        text = report_text(results)
-        if args.readme:
-            write_into(args.readme, text)
-            print(f"updated the study report in {args.readme}")
-        else:
-            print(text)
+        generated = {"report": report_text(results),
+                     "headline": headline(done_rows(RESULTS), done_rows(DRAWS), chosen_arm(args.params))}
+        for readme in args.readme or []:
+            for part in parts_in(readme):
+                write_into(readme, generated[part], part)
+                print(f"updated the study's {part} in {readme}")
+        if not args.readme:
+            print(generated["report"])
         return
     arms = [chosen_arm(args.params)] if args.chosen else args.arms
     task = {"demo_seed": args.draw, "demo_test": DRAW_TEST} if args.draw is not None else {}
@@ -360,30 +363,84 @@ def report_text(results: Path) -> str:
             f"{rows['finished'].max()}, on {machines or machine()}:\n\n{full_report(rows)}")
 
 
-README_START = "<!-- the study's report: python benchmarks/kd_study.py --report --readme README.md -->"
+README_START = "<!-- the study's report: python benchmarks/kd_study.py --report --readme benchmarks/README.md -->"
 README_END = "<!-- end of the study's report -->"
+HEADLINE_START = "<!-- the headline: python benchmarks/kd_study.py --report --readme README.md -->"
+HEADLINE_END = "<!-- end of the headline -->"
+MARKERS = {"report": (README_START, README_END), "headline": (HEADLINE_START, HEADLINE_END)}
 
 
-def readme_parts(readme: Path) -> tuple[str, str, str]:
-    """The README around its report and the report it holds now, split at the two markers."""
+def readme_parts(readme: Path, part: str = "report") -> tuple[str, str, str]:
+    """A file around one of its generated parts and the part as it holds it now, split at its two markers."""
+    start, end = MARKERS[part]
     text = readme.read_text()
-    if README_START not in text or README_END not in text:
-        raise SystemExit(f"{readme} has no place for the study's report: put the two lines {README_START} and "
-                         f"{README_END} where it goes")
-    before, rest = text.split(README_START, 1)
-    inside, after = rest.split(README_END, 1)
+    if start not in text or end not in text:
+        raise SystemExit(f"{readme} has no place for the study's {part}: put the two lines {start} and {end} where "
+                         "it goes")
+    before, rest = text.split(start, 1)
+    inside, after = rest.split(end, 1)
     return before, inside.strip("\n"), after
 
 
-def readme_report(readme: Path) -> str:
-    """The report as the README holds it now, between its markers."""
-    return readme_parts(readme)[1]
+def readme_report(readme: Path, part: str = "report") -> str:
+    """A generated part as the file holds it now, between its markers."""
+    return readme_parts(readme, part)[1]
 
 
-def write_into(readme: Path, report: str) -> None:
-    """Replace the report between the README's markers (the README's tables are generated, not typed)."""
-    before, _, after = readme_parts(readme)  # a clear error, before anything is written, without the markers
-    readme.write_text(f"{before}{README_START}\n{report}\n{README_END}{after}")
+def write_into(readme: Path, report: str, part: str = "report") -> None:
+    """Replace a generated part between the file's markers (the tables are generated, not typed)."""
+    before, _, after = readme_parts(readme, part)  # a clear error, before anything is written, without the markers
+    start, end = MARKERS[part]
+    readme.write_text(f"{before}{start}\n{report}\n{end}{after}")
+
+
+def parts_in(readme: Path) -> list[str]:
+    """The generated parts a file has a place for."""
+    text = readme.read_text()
+    return [part for part, (start, end) in MARKERS.items() if start in text and end in text]
+
+
+def seeds_cell(values: pd.Series) -> str:
+    values = values.dropna()
+    if not len(values):
+        return ""
+    spread = f" ± {values.std():.3f}" if len(values) > 1 else ""
+    return f"{values.mean():.3f}{spread} ({len(values)})"
+
+
+def headline(study: pd.DataFrame, draws: pd.DataFrame, chosen: str) -> str:
+    """The README's table: teacher, converged baseline and the demo's recipe on test, per draw of the data and over
+    the draws (test mAP50-95; mean ± std over seeds, how many in brackets)."""
+    frames = [study.assign(draw=0)] + ([draws.assign(draw=draws["draw"].fillna(0).astype(int))] if len(draws) else [])
+    rows = pd.concat(frames, ignore_index=True)
+    rows = rows[rows["draw"].isna() | (rows["draw"] == rows["draw"])]
+    numbers = sorted(int(d) for d in rows["draw"].dropna().unique())
+    names = {"teacher": "teacher (scaled-down RT-DETR, 3000 labeled images)",
+             "baseline-4x": "student alone, trained until it stops improving (baseline-4x)",
+             chosen: f"student distilled: the demo's recipe ({chosen})"}
+    if chosen != "u-cwd-teacher+det":
+        names["u-cwd-teacher+det"] = "student distilled online (the teacher on every batch: u-cwd-teacher+det)"
+    draw_names = [f"draw {d} ({'200' if d == 0 else DRAW_TEST} test images)" for d in numbers]
+    lines = ["| model | " + " | ".join(draw_names) + " | mean over draws |", "|---" * (len(numbers) + 2) + "|"]
+    gaps = []
+    for setting, label in names.items():
+        cells, means = [], []
+        for d in numbers:
+            mine = rows[(rows["setting"] == setting) & (rows["draw"] == d)]["test_map50_95"]
+            cells.append(seeds_cell(mine) if setting != "teacher" else (f"{mine.iloc[0]:.3f}" if len(mine) else ""))
+            means.append(mine.mean() if len(mine) else math.nan)
+        complete = [m for m in means if not math.isnan(m)]
+        overall = f"{sum(complete) / len(complete):.3f}" if len(complete) == len(numbers) else ""
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {overall} |")
+        gaps.append(means)
+    teacher, baseline, recipe = gaps[0], gaps[1], gaps[2]
+    closed = [(r - b) / (t - b) for t, b, r in zip(teacher, baseline, recipe)
+              if not any(math.isnan(v) for v in (t, b, r)) and t > b]
+    if closed:
+        lines.append("\nShare of the teacher-baseline gap the recipe closes: "
+                     + ", ".join(f"{c:.0%}" for c in closed) + (f" (mean {sum(closed) / len(closed):.0%})"
+                                                                  if len(closed) > 1 else "") + ".")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

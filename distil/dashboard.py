@@ -5,8 +5,11 @@ steps and move thresholds, then read `Dashboard.results` and the rendered widget
 ``notebooks/05_dashboard.ipynb`` only builds one and shows `Dashboard.widget`; ``make dashboard``
 serves that notebook with Voila on 127.0.0.1.
 
-Which models are compared: ``DISTIL_MODELS`` (``label=path.pt`` pairs, comma-separated, in display
-order), else the notebook's ``models`` parameter, else the demo's baseline and distilled runs.
+What it opens on is what the last series made: the params file ``distil dashboard`` (``make dashboard``) passes in
+``DISTIL_PARAMS`` names the runs (its baseline and distilled runs, its teacher when there is one), the enhancement
+the distilled run trained with, and its dataset's validation images as samples. ``DISTIL_MODELS`` (``label=path.pt``
+pairs, comma-separated, in display order), else the notebook's ``models``, picks other models; relative paths are
+the user's working directory's (``DISTIL_CWD``), not the notebook folder's.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import pandas as pd
 from PIL import Image
 from ultralytics.utils.plotting import Annotator, colors
 
+from distil.dashboard_server import MAX_UPLOAD_BYTES
 from distil.engine.teacher import detector
 from distil.enhancement.controls import EnhancementControls, png_bytes
 from distil.enhancement.pipeline import Pipeline
@@ -40,8 +44,15 @@ class UploadError(ValueError):
     """An upload that is not a usable image; the message is shown in the page."""
 
 
+def user_path(text: str | Path) -> Path:
+    """A path as the user wrote it: relative ones from the directory they started the dashboard in."""
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else Path(os.environ.get("DISTIL_CWD") or os.getcwd()) / path
+
+
 def parse_models(spec: str) -> dict[str, Path]:
-    """``"baseline=a.pt,distilled=b.pt"`` -> ``{"baseline": Path("a.pt"), ...}`` (order kept).
+    """``"baseline=a.pt,distilled=b.pt"`` -> ``{"baseline": Path("a.pt"), ...}`` (order kept; relative paths from
+    the user's working directory).
 
     Raises:
         ValueError: An entry is not ``label=path``.
@@ -51,9 +62,16 @@ def parse_models(spec: str) -> dict[str, Path]:
         label, sep, path = entry.partition("=")
         if not sep or not label.strip() or not path.strip():
             raise ValueError(f"model entry {entry!r} is not label=path.pt "
-                             "(e.g. distilled=outputs/runs/demo-mse/weights/best.pt)")
-        models[label.strip()] = Path(path.strip()).expanduser()
+                             "(e.g. distilled=outputs/runs/demo-cwd-det-u/weights/best.pt)")
+        models[label.strip()] = user_path(path.strip())
     return models
+
+
+def dashboard_params(params: DashboardParams) -> DashboardParams:
+    """The params of the series the dashboard shows: ``DISTIL_PARAMS`` (the file ``distil dashboard -f`` names), else
+    the notebook's own."""
+    source = os.environ.get("DISTIL_PARAMS", "").strip()
+    return DashboardParams.load(user_path(source)) if source else params
 
 
 def choose_models(params: DashboardParams) -> dict[str, Path]:
@@ -78,38 +96,56 @@ def sniff_format(content: bytes) -> str | None:
     return None
 
 
-def decode_upload(content: bytes, name: str = "upload", max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def decode_upload(content: bytes, name: str = "upload", max_pixels: int = MAX_PIXELS,
+                  max_bytes: int = MAX_UPLOAD_BYTES) -> np.ndarray:
     """Bytes of an uploaded file -> BGR image, or an `UploadError` that says what is wrong."""
     if not content:
         raise UploadError(f"{name} is empty (0 bytes)")
+    if len(content) > max_bytes:
+        raise UploadError(f"{name} is too large ({len(content) / 2 ** 20:.1f} MB, at most {max_bytes / 2 ** 20:.0f} "
+                          "MB): choose a smaller image")
     kind = sniff_format(content)
     if kind is None:
         raise UploadError(f"{name} is not an image this app can read (JPEG, PNG, BMP or WebP)")
+    limit = Image.MAX_IMAGE_PIXELS
     try:
+        Image.MAX_IMAGE_PIXELS = None  # the size is checked below, from the header, with a message that says so
         with Image.open(io.BytesIO(content), formats=[kind]) as probe:  # reads the header only
             width, height = probe.size
     except Exception:  # any failure to parse the header means a damaged file
         raise UploadError(f"{name} looks like a {kind} file but is damaged and cannot be read") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
     if width * height > max_pixels:
-        raise UploadError(f"{name} is {width}x{height} ({width * height / 1e6:.0f} MP); the limit is "
-                          f"{max_pixels / 1e6:.0f} MP")
+        raise UploadError(f"{name} is too large: {width}x{height} ({width * height / 1e6:.0f} MP, at most "
+                          f"{max_pixels / 1e6:.0f} MP)")
     image = cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise UploadError(f"{name} looks like a {kind} file but is damaged and cannot be decoded")
     return image
 
 
-def sample_choices(data_dirs: list[Path]) -> dict[str, Path]:
-    """Images to pick from, by label: a few of each demo dataset's validation set, and Ultralytics' own."""
+def sample_choices(data_yaml: Path | None, count: int = 6) -> dict[str, Path]:
+    """Images to pick from, by label: the first of the dataset's validation images (Ultralytics' own two photos where
+    there is no dataset yet)."""
+    images: list[Path] = []
+    if data_yaml is not None and data_yaml.exists():
+        from ultralytics.data.utils import IMG_FORMATS, check_det_dataset
+
+        try:
+            val = check_det_dataset(str(data_yaml)).get("val") or []  # Ultralytics' own reading of the dataset
+        except Exception:  # a dataset Ultralytics cannot read offers no samples; the app still runs
+            val = []
+        for entry in val if isinstance(val, list) else [val]:
+            folder = Path(str(entry))
+            if folder.is_dir():
+                images += sorted(p for p in folder.rglob("*") if p.suffix[1:].lower() in IMG_FORMATS)
+    if images:
+        return {f"validation: {path.name}": path for path in images[:count]}
     import ultralytics
 
-    samples = {}
-    for folder in data_dirs:
-        for path in sorted((folder / "images" / "val").glob("*.jpg"))[:6]:
-            samples[f"demo: {path.name}"] = path
-    for path in sorted((Path(ultralytics.__file__).parent / "assets").glob("*.jpg")):
-        samples[f"ultralytics: {path.name}"] = path
-    return samples
+    return {f"ultralytics: {path.name}": path for path in sorted((Path(ultralytics.__file__).parent / "assets")
+                                                                  .glob("*.jpg"))}
 
 
 @dataclass
@@ -167,7 +203,7 @@ class Dashboard:
     """The app: image source, enhancement, thresholds, and one result panel per model."""
 
     def __init__(self, models: dict[str, Path], samples: dict[str, Path] | None = None, teacher: Path | None = None,
-                 run_dir: Path | None = None, max_pixels: int = MAX_PIXELS) -> None:
+                 run_dir: Path | None = None, max_pixels: int = MAX_PIXELS, enhance: Pipeline | None = None) -> None:
         self.model_paths = dict(models)
         self.teacher_path = teacher
         self.max_pixels = max_pixels
@@ -181,7 +217,7 @@ class Dashboard:
         self.upload = widgets.FileUpload(accept=".jpg,.jpeg,.png,.bmp,.webp", multiple=False, icon="",
                                          description="Upload image")
         self.sample = widgets.Dropdown(options=["(choose a sample)", *self.samples], description="or sample")
-        self.controls = EnhancementControls(Pipeline.default())
+        self.controls = EnhancementControls(enhance if enhance is not None else Pipeline.default())
         self.conf = widgets.FloatSlider(value=0.25, min=0.01, max=0.95, step=0.01, description="confidence")
         self.iou = widgets.FloatSlider(value=0.7, min=0.1, max=0.95, step=0.05, description="NMS IoU")
         self.show_teacher = widgets.Checkbox(value=False, description="also run the teacher", indent=False,
@@ -322,11 +358,28 @@ class Dashboard:
 
 
 def build_dashboard(params: DashboardParams) -> Dashboard:
-    """The dashboard for a project: models chosen as `choose_models` says, demo samples, the run's diagram."""
+    """The dashboard of a series (`dashboard_params`): its models (`choose_models`), its validation images as samples,
+    its teacher when it has one, the enhancement and diagram of its distilled run."""
+    params = dashboard_params(params)
     chosen = choose_models(params)
     distilled = next((p for label, p in chosen.items() if "distil" in label), list(chosen.values())[-1])
     run_dir = distilled.parent.parent if distilled.parent.name == "weights" else None
-    data_root = params.outputs_dir / "data"
-    data_dirs = sorted(data_root.glob("demo-*")) if data_root.exists() else []
-    teacher = params.teacher_path if params.teacher_path.exists() else None
-    return Dashboard(chosen, sample_choices(data_dirs[:1]), teacher, run_dir)
+    data_yaml = params.demo_data_dir() / "data.yaml" if params.data == "demo" else user_path(params.data)
+    teacher = params.teacher_path if params.teacher not in ("none", "") and params.teacher_path.exists() else None
+    return Dashboard(chosen, sample_choices(data_yaml), teacher, run_dir, enhance=trained_enhancement(run_dir, params))
+
+
+def trained_enhancement(run_dir: Path | None, params: DashboardParams) -> Pipeline:
+    """The enhancement the distilled run trained with (its ``args.yaml``), else the params': the models are compared
+    on images like the ones they learned from."""
+    args = run_dir / "args.yaml" if run_dir else None
+    if args is not None and args.exists():
+        import yaml
+
+        spec = (yaml.safe_load(args.read_text()) or {}).get("enhance") or "none"
+    else:
+        spec = params.enhance
+    try:
+        return Pipeline.from_spec(spec)
+    except (FileNotFoundError, ValueError):
+        return Pipeline()

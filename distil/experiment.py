@@ -8,6 +8,7 @@ returns the Ultralytics run directory, to which it adds a ``manifest.json``.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -41,35 +42,16 @@ def prepare_data(params: Params, n_train: int | None = None) -> Path:
 
 
 def ultralytics_overrides(params: DistillParams, data_yaml: Path) -> dict[str, Any]:
-    """The Ultralytics ``train()`` arguments for these params (distillation keys only when distilling)."""
-    overrides = {
-        "data": str(data_yaml),
-        "epochs": params.epochs,
-        "time": params.hours or None,
-        "imgsz": params.imgsz,
-        "batch": params.batch,
-        "device": params.ultralytics_device,
-        "seed": params.seed,
-        "deterministic": True,
-        "workers": params.workers,
-        "optimizer": params.optimizer,
-        "lr0": params.lr0,
-        "nbs": params.nbs,
-        "patience": params.patience,
-        "amp": params.amp,
-        "mosaic": params.mosaic,
-        "close_mosaic": params.close_mosaic,
-        "val_period": params.val_period,
-        "fraction": params.fraction,
-        "plots": params.plots,
-        "enhance": params.enhance,
-        "project": str(params.runs_dir),
-        "name": params.run_name,
-        "exist_ok": True,
-    }
+    """The Ultralytics ``train()`` arguments for these params: every Ultralytics key they hold (the ones 03 reads and
+    any other a params file gave, ``cos_lr`` say), distil's own config keys, and where the run goes; the
+    distillation keys only when distilling."""
+    own = {f.name: getattr(params, f.name) for f in dataclasses.fields(params) if f.metadata.get("ultralytics")}
+    overrides = {**own, **params.training, "data": str(data_yaml), "device": params.ultralytics_device,
+                 "time": params.time or None, "enhance": params.enhance, "val_period": params.val_period,
+                 "project": str(params.runs_dir), "name": params.run_name, "exist_ok": True}
     if params.distilling:  # the settings under their own keys: the trainer checks them as it would any call's
         overrides["distill_model"] = str(resolve_model_file(params.teacher_path, "teacher"))
-        overrides.update({key: getattr(params, key) for key in SETTINGS if getattr(params, key) != ""})
+        overrides.update({name: getattr(params, name) for name in SETTINGS if getattr(params, name) != ""})
         if params.distill_unlabeled:
             overrides["distill_unlabeled"] = params.unlabeled_source
         if params.distill_det_labels:

@@ -6,8 +6,8 @@ asset name). This project must work where nothing can be downloaded, so this mod
 before `ultralytics` is first imported (``distil/__init__.py`` does it), and:
 
 - sets ``YOLO_OFFLINE=1`` (no DNS online check) and ``YOLO_AUTOINSTALL=False`` (no pip runs);
-- points ``YOLO_CONFIG_DIR`` at a project-local folder unless the user chose one, and puts the two
-  TTF fonts Ultralytics asks for there (copies of matplotlib's DejaVu Sans);
+- points ``YOLO_CONFIG_DIR`` at a project-local folder (``outputs/.ultralytics``) unless the user chose
+  one, and puts the two TTF fonts Ultralytics asks for there (copies of matplotlib's DejaVu Sans);
 - turns off settings-driven network traffic (analytics ``sync``, logger integrations) in this
   process, without writing to the settings file;
 - turns on Ultralytics' restricted checkpoint loading (``ULTRALYTICS_SAFE_LOAD``: no code runs while a ``.pt``
@@ -29,13 +29,14 @@ _NETWORK_SETTINGS = ("sync", "clearml", "comet", "dvc", "mlflow", "raytune", "wa
 
 
 def default_config_dir() -> Path:
-    """Return the project-local Ultralytics config dir: ``<repo>/.config/ultralytics`` in a checkout.
+    """Return the project-local Ultralytics config dir: ``<repo>/outputs/.ultralytics`` in a checkout (nothing
+    distil runs writes outside ``outputs/``).
 
     Outside a source checkout (a plain ``pip install``) it falls back to ``~/.config/distil``.
     """
     repo = Path(__file__).resolve().parents[1]
     if (repo / "pyproject.toml").exists() and os.access(repo, os.W_OK):
-        return repo / ".config" / "ultralytics"
+        return repo / "outputs" / ".ultralytics"
     return Path.home() / ".config" / "distil" / "ultralytics"
 
 

@@ -1,19 +1,22 @@
-"""Run parameters: one dataclass per notebook, flat keys, validated before any work starts.
+"""Run parameters: one class per notebook, composed of the groups of keys it reads, validated before any work.
 
-The same flat names appear in ``params/*.yaml``, in each notebook's ``parameters`` cell and
-here, so ``papermill ... -p distill_loss cwd`` and ``-f params/demo.yaml`` both land in the same
-field. Each field's meaning is in its metadata (``help``), which the notebooks' parameters cells
-show. The distillation settings are not defined here: their fields take key, default and help from
-`distil.engine.settings.SETTINGS`, which also checks them, and their older names (``loss``,
-``teacher_layers``, ...) are accepted as aliases.
+The keys are flat, the same names in ``params/*.yaml``, in each notebook's ``parameters`` cell and here, so
+``papermill ... -p distill_loss cwd`` and ``-f params/demo.yaml`` both land in the same field. Their defaults and
+meanings are written once, in ``distil/cfg/default.yaml`` (distil's keys) and Ultralytics' ``cfg/default.yaml``
+(its own: ``imgsz``, ``epochs``, ...), and read from there (`distil.defaults`); the distillation settings are also
+checked by the engine (`distil.engine.settings`), and their older names (``loss``, ``teacher_layers``, ...)
+are accepted as aliases.
 
-One params file may serve the whole notebook series, so a key that belongs to another notebook is
-accepted and ignored; a key no notebook knows is a typo and stops the run, with the closest valid
-names suggested.
+Each notebook's class holds only the groups of keys that notebook reads (`SeriesKeys` for all, `DistillKeys` for
+the one that trains, ...), so its parameters cell lists only those. One params file may serve the whole series,
+so a key that belongs to another notebook is accepted and ignored; a key neither distil nor Ultralytics knows is a
+typo and stops the run, with the closest valid names suggested. `DistillParams` also takes any other Ultralytics
+training key (``cos_lr``, ``lr0``, ``mosaic``, ...) and passes it on to training, where Ultralytics checks it.
 """
 
 from __future__ import annotations
 
+import ast
 import copy
 import dataclasses
 import difflib
@@ -25,6 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ultralytics.utils import LOGGER
+
+from distil.defaults import distil_keys, key, ultralytics_keys
 from distil.engine.checkpoints import load_model
 from distil.engine.model import check_student
 from distil.engine.settings import ALIASES, SETTINGS, TAU_ALIASES, DistillSettings, SettingError, canonicalize
@@ -35,27 +41,26 @@ from distil.paths import resolve_model_file, resolve_path
 
 PLAIN_TYPES = (str, int, float, bool, list, tuple, dict, type(None))
 NOTEBOOK_NAMES_IGNORED = {"In", "Out", "exit", "quit", "get_ipython"}
+# older names of keys that are Ultralytics' own now, accepted with one line that says so
+RENAMED = {"hours": "time"}
+# Ultralytics keys distil itself sets for a run (from data, student, run, outputs): never taken from params
+SET_BY_DISTIL = {"model", "project", "exist_ok", "task", "mode", "save_dir"}
 
 
 class ParamsError(ValueError):
     """A parameter is unknown, of the wrong type, out of range, or names a missing file."""
 
 
-def param(default: Any, help: str) -> Any:
-    """A params field with its meaning in the metadata."""
-    return dataclasses.field(default=default, metadata={"help": help})
-
-
-def setting(key: str) -> Any:
-    """A params field for a distillation setting: default and meaning come from `SETTINGS`."""
-    spec = SETTINGS[key]
-    default = spec.default
-    factory = (lambda: copy.deepcopy(default)) if isinstance(default, (dict, list)) else None
-    metadata = {"help": spec.help + (f" (alias: {', '.join(spec.aliases)})" if spec.aliases else ""),
-                "setting": True}
-    if factory:
-        return dataclasses.field(default_factory=factory, metadata=metadata)
-    return dataclasses.field(default=default, metadata=metadata)
+def param(name: str) -> Any:
+    """The field of a key: its default and meaning from the defaults files (`distil.defaults`)."""
+    spec = key(name)
+    aliases = SETTINGS[name].aliases if name in SETTINGS else ()
+    metadata = {"help": spec.help + (f" (alias: {', '.join(aliases)})" if aliases else ""),
+                "ultralytics": name not in distil_keys()}
+    if isinstance(spec.default, (dict, list)):
+        default = spec.default
+        return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
+    return dataclasses.field(default=spec.default, metadata=metadata)
 
 
 def field_help(params_class: type, name: str) -> str:
@@ -64,7 +69,7 @@ def field_help(params_class: type, name: str) -> str:
 
 
 def check_type(name: str, value: Any, annotation: Any) -> Any:
-    """Return ``value`` if it fits the annotation (ints are accepted for floats), else raise."""
+    """Return ``value`` if it fits the annotation (ints are accepted for floats; numbers must be finite), else raise."""
     options = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
     for option in options:
         origin = typing.get_origin(option) or option
@@ -90,43 +95,63 @@ def check_type(name: str, value: Any, annotation: Any) -> Any:
     raise ParamsError(f"parameter {name}={value!r} has type {type(value).__name__}; expected {wanted}")
 
 
+def check_folder_name(key_name: str, value: str, special: tuple[str, ...] = ()) -> None:
+    """A params value that becomes a folder's name: one plain name (no separator, not ``.`` or ``..``, no leading
+    dot), or one of ``special``; what it names is the only thing distil may create or replace under that name.
+
+    Raises:
+        ParamsError: It would reach outside its folder (``run: ..`` once made the whole outputs folder the run's).
+    """
+    if value in special:
+        return
+    if not value or any(sep in value for sep in ("/", "\\", "\0")) or value.startswith(".") or value != value.strip():
+        allowed = f" (or {' / '.join(repr(v) for v in special if v)})" if any(special) else ""
+        raise ParamsError(f"parameter {key_name}={value!r} must be a plain folder name{allowed}: no '/', no leading "
+                          "'.', not '.' or '..'")
+
+
+def injected_keys(namespace: dict[str, Any]) -> set[str] | None:
+    """The keys papermill injected into a notebook (its ``# Parameters`` cell, read back from IPython's input
+    history), or None where the notebook did not run under papermill."""
+    for source in reversed(namespace.get("In") or []):
+        if isinstance(source, str) and source.lstrip().startswith("# Parameters"):
+            try:
+                tree = ast.parse(source)
+            except SyntaxError:
+                return None
+            return {target.id for node in tree.body if isinstance(node, ast.Assign) for target in node.targets
+                    if isinstance(target, ast.Name)}
+    return None
+
+
 @dataclass
 class Params:
-    """Parameters every notebook shares."""
+    """What every notebook's params do: load, validate, and say which key was written how."""
 
-    name: str = param("demo", "run name: outputs go to outputs/*/<name>")
-    data: str = param("demo", "'demo' (generated here) or the path of a YOLO data.yaml")
-    imgsz: int = param(160, "training and validation image size")
-    batch: int = param(16, "images per batch")
-    device: str = param("auto", "'auto' (GPU if present), 'cpu', '0', '0,1', ...")
-    seed: int = param(0, "seed of training (the generated data has its own, demo_seed)")
-    workers: int = param(0, "dataloader workers (Ultralytics uses 0 on CPU anyway)")
-    outputs: str = param("outputs", "root of everything a run writes")
-    demo_train: int = param(400, "demo dataset: training images")
-    demo_val: int = param(100, "demo dataset: validation images")
-    demo_test: int = param(100, "demo dataset: test images (kept apart for results reported after tuning on val)")
-    demo_seed: int = param(0, "demo dataset: seed of the generated images (training seeds vary apart from it)")
-    demo_imgsz: int = param(160, "demo dataset: image side in pixels")
-    demo_unlabeled: int = param(0, "demo dataset: images of its unlabeled split (distill_unlabeled: demo)")
-    enhance: str = param("none", "enhancement applied to every image models see: 'none', 'default' or a "
-                                 "pipeline YAML")
-    samples: int = param(4, "sample images each figure shows")
-    rebuild: bool = param(False, "redo work whose result exists (a teacher, a finished run) instead of reusing it")
-
-    registry: ClassVar[list[type[Params]]] = []
     # The key each field was written as, where that was an older name (set by `load`), for error messages.
     written: ClassVar[dict[str, str]] = {}
+    takes_ultralytics_keys: ClassVar[bool] = False  # whether other Ultralytics keys go on to training
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        Params.registry.append(cls)
+    def __post_init__(self) -> None:
+        self.training: dict[str, Any] = {}  # the Ultralytics training keys passed on (set by `load`)
 
     # loading ----------------------------------------------------------------------------
     @classmethod
     def known_keys(cls) -> set[str]:
-        """Every key some notebook's params accept (a params file may serve them all), aliases included."""
-        return {f.name for c in [Params, *Params.registry] for f in dataclasses.fields(c)} | set(ALIASES) | \
-            set(TAU_ALIASES)
+        """Every key a params file may hold: distil's and Ultralytics', and the older names of both."""
+        return set(distil_keys()) | set(ultralytics_keys()) | set(ALIASES) | set(TAU_ALIASES) | set(RENAMED)
+
+    @classmethod
+    def own_keys(cls) -> set[str]:
+        """The keys this notebook reads (its fields)."""
+        return {f.name for f in dataclasses.fields(cls)}
+
+    @classmethod
+    def takes(cls, name: str) -> bool:
+        """Whether this notebook's params use ``name`` (a field, an alias of one, or an Ultralytics training key)."""
+        name = RENAMED.get(name, ALIASES.get(name, name))
+        return name in cls.own_keys() or name in TAU_ALIASES and "distill_loss_args" in cls.own_keys() or (
+            cls.takes_ultralytics_keys and name in ultralytics_keys() and name not in SET_BY_DISTIL)
 
     @classmethod
     def load(cls, source: Params | dict | str | Path | None = None, **overrides: Any):
@@ -136,7 +161,7 @@ class Params:
             ParamsError: Unknown key, wrong type, bad value or missing file.
         """
         if isinstance(source, Params):
-            values, written = dataclasses.asdict(source), dict(source.written)
+            values, written = source.as_dict(), dict(source.written)
         elif isinstance(source, (str, Path)):
             path = resolve_path(source)
             if not path.exists():
@@ -147,12 +172,11 @@ class Params:
                 raise ParamsError(str(error)) from None
         else:
             values, written = dict(source or {}), {}
-        unknown = sorted(set(values) - cls.known_keys())
-        if unknown:
-            raise ParamsError(unknown_keys_message(unknown, cls))
-        unknown = sorted(set(overrides) - cls.known_keys())
-        if unknown:
-            raise ParamsError(unknown_keys_message(unknown, cls))
+        for given in (values, overrides):
+            unknown = sorted(set(given) - cls.known_keys())
+            if unknown:
+                raise ParamsError(unknown_keys_message(unknown, cls))
+        values, overrides = renamed(values), renamed(overrides)
         try:  # older names of distillation settings -> their keys; an override replaces what it names
             values, written_in_source = canonicalize(values)
             given, written_in_overrides = canonicalize(overrides)
@@ -160,11 +184,12 @@ class Params:
             raise ParamsError(f"parameter {error}") from None
         values.update(given)
         written.update({**written_in_source, **written_in_overrides})
-        own = {f.name for f in dataclasses.fields(cls)}
+        own = cls.own_keys()
         hints = typing.get_type_hints(cls)
         checked = {k: check_type(written.get(k, k), v, hints[k]) for k, v in values.items() if k in own}
         params = cls(**checked)
         params.written = {k: v for k, v in written.items() if k in own}
+        params.training = {k: v for k, v in values.items() if k not in own and cls.takes(k)}
         params.validate()
         return params
 
@@ -172,24 +197,35 @@ class Params:
     def from_notebook(cls, namespace: dict[str, Any]):
         """Params from a notebook's globals, right after its parameters cell (and papermill's).
 
-        Every public global of a plain type counts as a parameter, so a misspelt ``-p`` name or
-        params-file key fails here, in the notebook's first cells, not hours later. A setting that
-        papermill injected under an older name (``-p loss cwd``) replaces the parameters cell's
-        default of its key.
+        Every public global of a plain type counts as a parameter, so a misspelt ``-p`` name or params-file key
+        fails here, in the notebook's first cells, not hours later. A setting that papermill injected under an
+        older name (``-p loss cwd``) replaces the parameters cell's default of its key. A params file that builds
+        on a ``base`` has the base's keys where papermill injected none of its own.
         """
         values = {k: v for k, v in namespace.items()
                   if not k.startswith("_") and k not in NOTEBOOK_NAMES_IGNORED and isinstance(v, PLAIN_TYPES)}
+        injected = injected_keys(namespace)
         if BASE_KEY in values:
-            raise ParamsError(f"this params file builds on base: {values[BASE_KEY]}, which papermill's -f does not "
-                              "read: run it with distil run <notebook> -f <file> (or python -m distil.run_notebook), "
-                              "which resolves it, or write every key into the file")
+            base = values.pop(BASE_KEY)
+            if injected is None:
+                raise ParamsError(f"base: {base} names a params file to build on, which only a params file can do: "
+                                  "give it in the file (papermill -f, distil run -f)")
+            try:
+                inherited = read_params_file(resolve_path(base))
+            except ParamsFileError as error:
+                raise ParamsError(f"{error} (give base: a path from the project root when papermill reads the file, "
+                                  "or run it with distil run, which reads it from the file's own folder)") from None
+            values.update({k: v for k, v in inherited.items() if k not in injected})
         defaults = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
                     for f in dataclasses.fields(cls)}
-        for alias, key in ALIASES.items():
-            if alias in values and key in values and values[key] == defaults.get(key):
-                del values[key]
+        for alias, name in ALIASES.items():
+            if alias in values and name in values and values[name] == defaults.get(name):
+                del values[name]
         if any(alias in values for alias in TAU_ALIASES) and values.get("distill_loss_args") == {}:
             del values["distill_loss_args"]
+        for old, new in RENAMED.items():
+            if old in values and values.get(new) == defaults.get(new):
+                values.pop(new, None)
         return cls.load(values)
 
     # validation ---------------------------------------------------------------------------
@@ -198,13 +234,71 @@ class Params:
         return self.written.get(name, name)
 
     def validate(self) -> None:
-        """Check values and files; subclasses extend this."""
-        positive = {"imgsz": 32, "batch": 1, "demo_train": 1, "demo_val": 1, "demo_imgsz": 32, "samples": 1}
-        for key, minimum in positive.items():
-            if getattr(self, key) < minimum:
-                raise ParamsError(f"parameter {key}={getattr(self, key)} must be >= {minimum}")
-        if min(self.workers, self.seed, self.demo_seed, self.demo_test, self.demo_unlabeled) < 0:
-            raise ParamsError("parameters workers, seed, demo_seed, demo_test and demo_unlabeled must be >= 0")
+        """Check values and files (each group checks its own keys)."""
+
+    def require_model(self, name: str, role: str) -> None:
+        """Check that the model file in ``name`` can be found, as a `ParamsError` if not."""
+        try:
+            resolve_model_file(getattr(self, name), f"{role} (parameter {name})")
+        except (FileNotFoundError, ValueError) as error:
+            raise ParamsError(str(error)) from None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every key, the Ultralytics training keys passed on included (what a manifest records)."""
+        return {**dataclasses.asdict(self), **getattr(self, "training", {})}
+
+
+def renamed(values: dict[str, Any]) -> dict[str, Any]:
+    """Keys renamed to Ultralytics' own names (``hours`` -> ``time``), each said once."""
+    out = dict(values)
+    for old, new in RENAMED.items():
+        if old in out:
+            value = out.pop(old)
+            if new in out and out[new] not in (value, None):
+                raise ParamsError(f"parameters {old}={value!r} and {new}={out[new]!r} name the same key ({new}): "
+                                  "give one")
+            LOGGER.info(f"distil: '{old}' is Ultralytics' own '{new}' now ({key(new).help}); {old}: {value} is read "
+                        f"as {new}: {value or None}")
+            out[new] = value or None
+    return out
+
+
+def unknown_keys_message(unknown: list[str], params_class: type[Params]) -> str:
+    """Unknown keys, each with the closest known names."""
+    known = sorted(params_class.known_keys())
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=2)
+        hints.append(f"{name!r}" + (f" (did you mean {' or '.join(close)}?)" if close else ""))
+    return (f"unknown parameter {', '.join(hints)}: neither distil (distil/cfg/default.yaml, docs/settings.md) nor "
+            "Ultralytics (its cfg/default.yaml) has such a key")
+
+
+# --- groups of keys -------------------------------------------------------------------------------------------
+@dataclass
+class SeriesKeys(Params):
+    """What every notebook reads: the series' name, its data (the demo's generation), where outputs go."""
+
+    name: str = param("name")
+    data: str = param("data")
+    outputs: str = param("outputs")
+    enhance: str = param("enhance")
+    samples: int = param("samples")
+    rebuild: bool = param("rebuild")
+    demo_train: int = param("demo_train")
+    demo_val: int = param("demo_val")
+    demo_test: int = param("demo_test")
+    demo_seed: int = param("demo_seed")
+    demo_imgsz: int = param("demo_imgsz")
+    demo_unlabeled: int = param("demo_unlabeled")
+
+    def validate(self) -> None:
+        super().validate()
+        for name, minimum in {"demo_train": 1, "demo_val": 1, "demo_imgsz": 32, "samples": 1}.items():
+            if getattr(self, name) < minimum:
+                raise ParamsError(f"parameter {name}={getattr(self, name)} must be >= {minimum}")
+        if min(self.demo_seed, self.demo_test, self.demo_unlabeled) < 0:
+            raise ParamsError("parameters demo_seed, demo_test and demo_unlabeled must be >= 0")
         check_folder_name("name", self.name)
         if self.enhance not in {"none", "default"} and not resolve_path(self.enhance).exists():
             raise ParamsError(f"parameter enhance={self.enhance!r} is not 'none', 'default' or an existing pipeline "
@@ -215,17 +309,13 @@ class Params:
                 raise ParamsError(f"parameter data={self.data!r}: expected 'demo' or an existing YOLO data.yaml "
                                   f"(looked at {path})")
 
-    def require_model(self, key: str, role: str) -> None:
-        """Check that the model file in ``key`` can be found, as a `ParamsError` if not."""
-        try:
-            resolve_model_file(getattr(self, key), f"{role} (parameter {key})")
-        except (FileNotFoundError, ValueError) as error:
-            raise ParamsError(str(error)) from None
-
-    # locations ----------------------------------------------------------------------------
     @property
     def outputs_dir(self) -> Path:
         return resolve_path(self.outputs)
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.outputs_dir / "runs"
 
     def demo_data_dir(self, n_train: int | None = None) -> Path:
         """Where the generated dataset lives: one folder per setting. Datasets that differ only in
@@ -239,65 +329,35 @@ class Params:
         return (self.outputs_dir / "data" /
                 f"demo-{n_train}-{self.demo_val}-{self.demo_test}-{self.demo_imgsz}-s{self.demo_seed}{suffix}")
 
+
+@dataclass
+class DeviceKeys(Params):
+    """Ultralytics' keys of where and how big (their defaults are Ultralytics'): what every model-running notebook
+    reads."""
+
+    imgsz: int = param("imgsz")
+    batch: int = param("batch")
+    device: str | int | None = param("device")
+    seed: int = param("seed")
+    workers: int = param("workers")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.imgsz < 32 or self.batch < 1 or self.workers < 0 or self.seed < 0:
+            raise ParamsError(f"parameters imgsz={self.imgsz} (>= 32), batch={self.batch} (>= 1), workers="
+                              f"{self.workers} and seed={self.seed} (>= 0) are out of range")
+
     @property
     def ultralytics_device(self) -> str | None:
-        """``device`` as Ultralytics takes it (None picks the GPU when there is one)."""
-        return None if self.device == "auto" else self.device
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def check_folder_name(key: str, value: str, special: tuple[str, ...] = ()) -> None:
-    """A params value that becomes a folder's name: one plain name (no separator, not ``.`` or ``..``, no leading
-    dot), or one of ``special``; what it names is the only thing distil may create or replace under that name.
-
-    Raises:
-        ParamsError: It would reach outside its folder (``run: ..`` once made the whole outputs folder the run's).
-    """
-    if value in special:
-        return
-    if not value or any(sep in value for sep in ("/", "\\", "\0")) or value.startswith(".") or value != value.strip():
-        allowed = f" (or {' / '.join(repr(v) for v in special if v)})" if any(special) else ""
-        raise ParamsError(f"parameter {key}={value!r} must be a plain folder name{allowed}: no '/', no leading '.', "
-                          "not '.' or '..'")
-
-
-def unknown_keys_message(unknown: list[str], params_class: type[Params]) -> str:
-    """Unknown keys, each with the closest known names."""
-    known = sorted(params_class.known_keys())
-    hints = []
-    for key in unknown:
-        close = difflib.get_close_matches(key, known, n=2)
-        hints.append(f"{key!r}" + (f" (did you mean {' or '.join(close)}?)" if close else ""))
-    return (f"unknown parameter {', '.join(hints)}; valid keys for {params_class.__name__}: "
-            f"{', '.join(f.name for f in dataclasses.fields(params_class))}")
+        """``device`` as Ultralytics takes it (None, or the older ``'auto'``, picks the GPU when there is one)."""
+        return None if self.device in (None, "", "auto") else str(self.device)
 
 
 @dataclass
-class ModelParams(Params):
-    """Parameters naming the teacher and the student (the notebooks that load models)."""
+class TeacherKey(SeriesKeys):
+    """The teacher: a checkpoint, or ``auto`` (the one 00_teacher keeps for this series), or ``none``."""
 
-    teacher: str = param("auto", "teacher .pt; 'auto' is the one 00_teacher keeps in "
-                                 "outputs/teacher/<name>/teacher.pt; 'none' trains the baseline")
-    student: str = param("yolov8s.yaml", "student .pt or YOLO model YAML")
-    distill_weight: float = setting("distill_weight")
-    distill_loss: str = setting("distill_loss")
-    distill_loss_args: dict = setting("distill_loss_args")
-    distill_teacher_layers: str | list[int] = setting("distill_teacher_layers")
-    distill_student_layers: str | list[int] = setting("distill_student_layers")
-    distill_mask: str = setting("distill_mask")
-    distill_mask_bg: float = setting("distill_mask_bg")
-    distill_det: float = setting("distill_det")
-    distill_det_conf: float = setting("distill_det_conf")
-    distill_det_mode: str = setting("distill_det_mode")
-    distill_det_targets: str = setting("distill_det_targets")
-    distill_det_labels: str = setting("distill_det_labels")
-    distill_unlabeled: str = setting("distill_unlabeled")
-    distill_unlabeled_ratio: float = setting("distill_unlabeled_ratio")
-    distill_teacher_every: int = setting("distill_teacher_every")
-    distill_warmup: float = setting("distill_warmup")
-    distill_stop: int = setting("distill_stop")
+    teacher: str = param("teacher")
 
     @property
     def teacher_path(self) -> Path:
@@ -306,9 +366,63 @@ class ModelParams(Params):
             return self.outputs_dir / "teacher" / self.name / "teacher.pt"
         return resolve_path(self.teacher) if Path(self.teacher).suffix == ".pt" else Path(self.teacher)
 
-    @property
-    def runs_dir(self) -> Path:
-        return self.outputs_dir / "runs"
+    def require_teacher(self) -> None:
+        """Check that the teacher can be found, with a hint to run 00_teacher when it is ours to make."""
+        try:
+            resolve_model_file(self.teacher_path if self.teacher == "auto" else self.teacher,
+                               "teacher (parameter teacher)")
+        except (FileNotFoundError, ValueError) as error:
+            hint = " Run notebooks/00_teacher.ipynb with the same params to build it." if self.teacher == "auto" else ""
+            raise ParamsError(f"{error}{hint}") from None
+
+
+@dataclass
+class StudentKey(Params):
+    """The student: a YOLO checkpoint or model YAML."""
+
+    student: str = param("student")
+
+    def require_student(self) -> None:
+        """Check that the student can be found and is a YOLO detector (a Detect head), before anything is built."""
+        self.require_model("student", "student")
+        path = resolve_model_file(self.student, "student")
+        try:
+            check_student(load_model(path)[0] if path.suffix == ".pt" else build_from_yaml(path))
+        except TypeError as error:
+            raise ParamsError(f"parameter student={self.student!r}: {error}") from None
+
+
+def check_settings(params: Params) -> None:
+    """Each distillation setting the params have, alone (together, and with the teacher, where a run needs them:
+    `DistillParams.distill_settings`)."""
+    try:
+        for name in SETTINGS:
+            if hasattr(params, name):
+                SETTINGS[name].check(getattr(params, name), params.key(name))
+    except SettingError as error:
+        raise ParamsError(f"parameter {error}") from None
+
+
+@dataclass
+class PairingKeys(Params):
+    """Which layers of teacher and student are paired."""
+
+    distill_teacher_layers: str | list[int] = param("distill_teacher_layers")
+    distill_student_layers: str | list[int] = param("distill_student_layers")
+
+    def validate(self) -> None:
+        super().validate()
+        check_settings(self)
+
+
+@dataclass
+class RunNameKeys(TeacherKey):
+    """What teaches a run: what its folder is named after (``<name>-cwd-det-u``), read wherever runs are found."""
+
+    distill_weight: float = param("distill_weight")
+    distill_loss: str = param("distill_loss")
+    distill_det: float = param("distill_det")
+    distill_unlabeled: str = param("distill_unlabeled")
 
     @property
     def distilling(self) -> bool:
@@ -338,74 +452,68 @@ class ModelParams(Params):
 
     def validate(self) -> None:
         super().validate()
-        try:  # each setting alone; together (and the teacher) where a run needs them: DistillParams
-            for key in SETTINGS:
-                SETTINGS[key].check(getattr(self, key), self.key(key))
-        except SettingError as error:
-            raise ParamsError(f"parameter {error}") from None
+        check_settings(self)
         if self.distill_unlabeled == "demo" and (self.data != "demo" or self.demo_unlabeled < 1):
             raise ParamsError(f"parameter {self.key('distill_unlabeled')}='demo' means the demo dataset's unlabeled "
                               "split: it needs data: demo and demo_unlabeled > 0 (how many images to generate)")
 
-    def require_student(self) -> None:
-        """Check that the student can be found and is a YOLO detector (a Detect head), before anything is built."""
-        self.require_model("student", "student")
-        path = resolve_model_file(self.student, "student")
-        try:
-            check_student(load_model(path)[0] if path.suffix == ".pt" else build_from_yaml(path))
-        except TypeError as error:
-            raise ParamsError(f"parameter student={self.student!r}: {error}") from None
 
-    def require_teacher(self) -> None:
-        """Check that the teacher can be found, with a hint to run 00_teacher when it is ours to make."""
-        try:
-            resolve_model_file(self.teacher_path if self.teacher == "auto" else self.teacher,
-                               "teacher (parameter teacher)")
-        except (FileNotFoundError, ValueError) as error:
-            hint = " Run notebooks/00_teacher.ipynb with the same params to build it." if self.teacher == "auto" else ""
-            raise ParamsError(f"{error}{hint}") from None
+@dataclass
+class DistillKeys(PairingKeys, RunNameKeys):
+    """Every distillation setting (`distil.engine.settings`): what the training notebook reads."""
+
+    distill_loss_args: dict = param("distill_loss_args")
+    distill_mask: str = param("distill_mask")
+    distill_mask_bg: float = param("distill_mask_bg")
+    distill_det_conf: float = param("distill_det_conf")
+    distill_det_mode: str = param("distill_det_mode")
+    distill_det_targets: str = param("distill_det_targets")
+    distill_det_labels: str = param("distill_det_labels")
+    distill_unlabeled_ratio: float = param("distill_unlabeled_ratio")
+    distill_teacher_every: int = param("distill_teacher_every")
+    distill_warmup: float = param("distill_warmup")
+    distill_stop: int = param("distill_stop")
 
 
 @dataclass
-class TrainingParams(ModelParams):
-    """What the notebooks that train (00_teacher, 03_distill) share beyond the models."""
+class TimeKey(Params):
+    """Ultralytics' ``time``: hours each training may take (the schedule fits itself to them)."""
 
-    hours: float = param(0.0, "hours each training run may take (each teacher stage, each student): the learning-rate "
-                             "schedule fits itself to them (Ultralytics' time; for a GPU lent for minutes); 0: the "
-                             "epochs decide")
+    time: float | None = param("time")
 
     def validate(self) -> None:
         super().validate()
-        if self.hours < 0:
-            raise ParamsError(f"parameter hours={self.hours} must be >= 0 (0 lets the epochs decide)")
+        if self.time is not None and self.time < 0:
+            raise ParamsError(f"parameter time={self.time} must be > 0 hours (or empty: the epochs decide)")
+
+    @property
+    def hours(self) -> float | None:
+        return self.time or None
 
 
+# --- one class per notebook ---------------------------------------------------------------------------------
 @dataclass
-class TeacherParams(TrainingParams):
+class TeacherParams(DeviceKeys, TimeKey, TeacherKey):
     """Parameters of ``00_teacher``: make sure ``teacher`` exists, training it when asked."""
 
-    teacher_weights: str = param("", "start from this checkpoint (e.g. rtdetr-x.pt); '' trains teacher_model")
-    teacher_model: str = param("", "architecture trained from scratch when no weights are given, e.g. "
-                                   "rtdetr-demo.yaml (RT-DETR: encoder first, then decoder) or a YOLO model YAML")
-    teacher_train: int = param(800, "demo data: training images the teacher sees (the student sees demo_train)")
-    teacher_encoder_epochs: int = param(20, "dense-head pre-training of backbone + encoder (0 skips it)")
-    teacher_epochs: int = param(15, "RT-DETR epochs (with teacher_weights: 0 uses them as they are)")
-    teacher_freeze_encoder: bool = param(True, "train only the decoder on top of the pre-trained encoder")
-    teacher_lr0: float = param(0.001, "AdamW learning rate of the RT-DETR stage")
-    teacher_refine_epochs: int = param(0, "RT-DETR from scratch: more decoder epochs after the decoder stage, from its "
-                                          "best, at teacher_refine_lr0 (0: none)")
-    teacher_refine_lr0: float = param(0.0003, "AdamW learning rate of the refine stage: lower, to settle a decoder "
-                                              "that the decoder stage's rate leaves shaking from epoch to epoch")
-    teacher_cache: str = param("", "a teacher 00_teacher made elsewhere with these same params (with its .json "
-                                   "record beside it), copied in instead of training; '' trains here")
-    teacher_batch: int = param(0, "images per batch when training the teacher (0: batch, the student's)")
+    teacher_weights: str = param("teacher_weights")
+    teacher_model: str = param("teacher_model")
+    teacher_train: int = param("teacher_train")
+    teacher_encoder_epochs: int = param("teacher_encoder_epochs")
+    teacher_epochs: int = param("teacher_epochs")
+    teacher_freeze_encoder: bool = param("teacher_freeze_encoder")
+    teacher_lr0: float = param("teacher_lr0")
+    teacher_refine_epochs: int = param("teacher_refine_epochs")
+    teacher_refine_lr0: float = param("teacher_refine_lr0")
+    teacher_cache: str = param("teacher_cache")
+    teacher_batch: int = param("teacher_batch")
 
     def validate(self) -> None:
         super().validate()
-        for key in ("teacher_train", "teacher_encoder_epochs", "teacher_epochs", "teacher_batch",
-                    "teacher_refine_epochs"):
-            if getattr(self, key) < 0:
-                raise ParamsError(f"parameter {key}={getattr(self, key)} must be >= 0")
+        for name in ("teacher_train", "teacher_encoder_epochs", "teacher_epochs", "teacher_batch",
+                     "teacher_refine_epochs"):
+            if getattr(self, name) < 0:
+                raise ParamsError(f"parameter {name}={getattr(self, name)} must be >= 0")
         if self.teacher_refine_epochs and self.teacher_weights:
             raise ParamsError(f"teacher_refine_epochs={self.teacher_refine_epochs} refines an RT-DETR trained from "
                               "scratch (teacher_model); a teacher fine-tuned from teacher_weights trains in one stage: "
@@ -437,15 +545,15 @@ class TeacherParams(TrainingParams):
 
 
 @dataclass
-class PreprocessParams(Params):
+class PreprocessParams(SeriesKeys):
     """Parameters of ``01_preprocessing``."""
 
-    explore_pipeline: str = param("default", "the pipeline shown: 'default' or a pipeline YAML")
-    explore_image: int = param(0, "index (among validation images) of the image tuned live with sliders")
+    explore_pipeline: str = param("explore_pipeline")
+    explore_image: int = param("explore_image")
 
 
 @dataclass
-class FeatureParams(ModelParams):
+class FeatureParams(DeviceKeys, StudentKey, PairingKeys, TeacherKey):
     """Parameters of ``02_teacher_features``."""
 
     def validate(self) -> None:
@@ -455,15 +563,13 @@ class FeatureParams(ModelParams):
 
 
 @dataclass
-class EvalParams(ModelParams):
+class EvalParams(DeviceKeys, StudentKey, RunNameKeys):
     """Parameters of ``04_evaluate``."""
 
-    baseline_run: str = param("auto", "run trained without distillation ('auto': <name>-baseline)")
-    distilled_run: str = param("auto", "run trained with distillation ('auto': <name>-<what teaches>, e.g. "
-                                       "demo-cwd-det-u)")
-    oracle_run: str = param("auto", "the ceiling, trained on true labels ('auto': study-oracle-s<seed> if the study "
-                                    "ran it; '': none)")
-    speed_reps: int = param(20, "timed repetitions per model (after warm-up)")
+    baseline_run: str = param("baseline_run")
+    distilled_run: str = param("distilled_run")
+    oracle_run: str = param("oracle_run")
+    speed_reps: int = param("speed_reps")
 
     def validate(self) -> None:
         super().validate()
@@ -501,59 +607,52 @@ class EvalParams(ModelParams):
         if not manifest.exists():
             return None
         trained = json.loads(manifest.read_text())["params"]
-        same = all(trained.get(key) == getattr(self, key) for key in ("name", "data", "student", "imgsz", "seed"))
+        same = all(trained.get(name) == getattr(self, name) for name in ("name", "data", "student", "imgsz", "seed"))
         return study / "weights" / "best.pt" if same else None
 
 
 @dataclass
-class DashboardParams(ModelParams):
+class DashboardParams(RunNameKeys):
     """Parameters of ``05_dashboard`` (served by Voila)."""
 
-    models: str = param("", "the models compared: label=path.pt pairs, comma-separated (DISTIL_MODELS wins); "
-                            "empty means the baseline and distilled runs of this name")
+    models: str = param("models")
 
 
 @dataclass
-class DistillParams(TrainingParams):
-    """Parameters of ``03_distill``: one distillation run (or, with weight 0, its baseline)."""
+class DistillParams(DeviceKeys, TimeKey, StudentKey, DistillKeys):
+    """Parameters of ``03_distill``: one distillation run (or, with weight 0, its baseline). Any other Ultralytics
+    training key in the params (``lr0``, ``cos_lr``, ``mosaic``, ...) goes on to training (`training`)."""
 
-    epochs: int = param(30, "training epochs")
-    optimizer: str = param("auto", "Ultralytics optimizer ('auto', 'SGD', 'AdamW', ...)")
-    lr0: float = param(0.01, "initial learning rate")
-    nbs: int = param(64, "nominal batch size: gradients of batches add up to it before each optimizer step (a small "
-                         "dataset learns in fewer epochs with a smaller one)")
-    patience: int = param(100, "epochs without improvement before stopping early")
-    amp: bool = param(True, "mixed precision on a GPU (the teacher too); the teacher in bf16 on a CPU with bf16 units")
-    mosaic: float = param(1.0, "probability of mosaic augmentation")
-    close_mosaic: int = param(10, "last epochs trained without mosaic")
-    val_period: int = param(1, "validate the first epoch, every N-th and the last N (checkpoints follow): on a small "
-                               "CPU task validation is a large share of each epoch")
-    fraction: float = param(1.0, "share of the training images used")
-    plots: bool = param(True, "Ultralytics training plots")
-    resume: bool = param(False, "continue this run (same name) from its last.pt")
-    run: str = param("auto", "run folder under outputs/runs ('auto': <name>-baseline, or <name>-<what teaches>, "
-                             "e.g. demo-mse-det-u)")
-    run_cache: str = param("", "a finished run of these same params shipped as a folder (make baseline), copied in "
-                               "instead of training when this run is absent; '' trains here")
+    takes_ultralytics_keys: ClassVar[bool] = True
+
+    epochs: int = param("epochs")
+    patience: int = param("patience")
+    amp: bool = param("amp")
+    plots: bool = param("plots")
+    resume: bool = param("resume")
+    val_period: int = param("val_period")
+    run: str = param("run")
+    run_cache: str = param("run_cache")
 
     def validate(self) -> None:
         super().validate()
         check_folder_name("run", self.run, ("auto", ""))
         if self.epochs < 1:
             raise ParamsError(f"parameter epochs={self.epochs} must be >= 1")
-        if not 0 < self.fraction <= 1:
-            raise ParamsError(f"parameter fraction={self.fraction} must be within (0, 1]")
-        if self.nbs < 1:
-            raise ParamsError(f"parameter nbs={self.nbs} must be >= 1")
         if self.val_period < 1:
             raise ParamsError(f"parameter val_period={self.val_period} must be >= 1 (1 validates every epoch)")
+        reserved = sorted(set(self.training) & SET_BY_DISTIL)
+        if reserved:
+            raise ParamsError(f"parameters {', '.join(reserved)} are set by distil for each run (from student, run "
+                              "and outputs): leave them out")
+        self.check_training_keys()
         self.require_student()
         if self.run_cache and not self.rebuild:
             shipped = resolve_path(self.run_cache)
             if not (shipped / "weights" / "best.pt").exists() or not (shipped / "manifest.json").exists():
                 raise ParamsError(f"parameter run_cache={self.run_cache!r}: {shipped} must hold weights/best.pt and "
-                                  "manifest.json (a run shipped by python -m distil.shipped_runs ship); set "
-                                  "run_cache: '' to train this run here")
+                                  "manifest.json (a run shipped by distil ship-run); set run_cache: '' to train this "
+                                  "run here")
         if self.distilling:
             self.require_teacher()
             self.distill_settings()
@@ -563,13 +662,25 @@ class DistillParams(TrainingParams):
                 except UnlabeledImagesError as error:
                     raise ParamsError(f"parameter {error}") from None
 
+    def check_training_keys(self) -> None:
+        """The Ultralytics keys passed on, checked by Ultralytics' own configuration check now, not at training."""
+        from ultralytics.cfg import check_cfg
+
+        try:
+            check_cfg(dict(self.training))
+        except (TypeError, ValueError, SyntaxError) as error:
+            raise ParamsError(f"parameter {error}") from None
+        for name, value in self.training.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ParamsError(f"parameter {name}={value!r} must be a finite number")
+
     def distill_settings(self) -> DistillSettings:
         """The distillation these params ask for, checked by the engine (the check the trainer makes too).
 
         Raises:
             ParamsError: A setting has a bad value; the message names the key as written.
         """
-        values = {key: getattr(self, key) for key in SETTINGS}
+        values = {name: getattr(self, name) for name in SETTINGS}
         values["distill_model"] = str(self.teacher_path)
         values["distill_unlabeled"] = self.unlabeled_source
         values["distill_det_labels"] = str(resolve_path(self.distill_det_labels)) if self.distill_det_labels else ""
@@ -581,3 +692,8 @@ class DistillParams(TrainingParams):
     @property
     def run_name(self) -> str:
         return self.run_dir(self.run, baseline=not self.distilling).name
+
+
+NOTEBOOK_PARAMS = {"00_teacher": TeacherParams, "01_preprocessing": PreprocessParams,
+                   "02_teacher_features": FeatureParams, "03_distill": DistillParams, "04_evaluate": EvalParams,
+                   "05_dashboard": DashboardParams}

@@ -7,8 +7,9 @@ What a file may hold is plain data: PyYAML's safe loader already refuses tags th
 - anchors and aliases (``&a`` / ``*a``: a few hundred bytes can expand to gigabytes);
 - a file over `MAX_BYTES`.
 
-``base: <file>`` (relative to the file's own folder) names a params file this one differs from: its keys come
-first, this file's replace them (torchdistill / mmrazor style), and a base may have a base of its own.
+``base: <file>`` names a params file this one differs from (a path relative to the file's own folder, or to the
+project root, which is how papermill's ``-f`` reads it too): its keys come first, this file's replace them
+(torchdistill / mmrazor style), and a base may have a base of its own.
 """
 
 from __future__ import annotations
@@ -85,5 +86,8 @@ def read_params_file(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict[st
         return values
     if not isinstance(base, str) or not base:
         raise ParamsFileError(f"{path}: base={base!r} must name a params file (relative to {path.parent})")
-    inherited = read_params_file(path.parent / base, (*_chain, path))
+    from distil.paths import resolve_path
+
+    beside = path.parent / base
+    inherited = read_params_file(beside if beside.exists() else resolve_path(base), (*_chain, path))
     return {**inherited, **values}

@@ -6,8 +6,6 @@ notebooks, runs and tables are.
 
 from __future__ import annotations
 
-import sys
-
 import pandas as pd
 
 from distil.params import EvalParams
@@ -29,7 +27,3 @@ def main(params_file: str) -> int:
     print(f"Runs:                {params.runs_dir}")
     print(f"Teacher:             {params.teacher_path}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "params/demo.yaml"))

@@ -51,17 +51,19 @@ from filelock import FileLock, Timeout
 from ultralytics.utils import LOGGER
 
 import distil.atomic as atomic
+from distil.defaults import ultralytics_keys
 from distil.engine.checkpoints import read_checkpoint
 from distil.engine.losses import LOSSES, loss_arguments
 from distil.engine.periodic_validation import keep_results_rows
 from distil.engine.settings import SETTINGS, canonicalize
 from distil.engine.whole_files import strip_whole
-from distil.params import DistillParams, ParamsError
+from distil.params import SET_BY_DISTIL, DistillParams, ParamsError, renamed
 from distil.paths import resolve_path
 
 # how and where a run was made, not what it is (run: the folder it is in; run_cache: where a copy came from;
 # val_period: how often it was validated, which trains the same student and only picks best.pt among fewer epochs)
-VOLATILE = {"rebuild", "resume", "plots", "workers", "device", "samples", "outputs", "run", "run_cache", "val_period"}
+VOLATILE = {"rebuild", "resume", "plots", "workers", "device", "samples", "outputs", "run", "run_cache", "val_period",
+            "verbose", "save_period"}
 STARTED = "started.json"  # written when training starts: the params and the teacher it started with
 # keys whose values are files: compared as the files they name (a shipped record's paths are relative to the project)
 PATH_KEYS = ("data", "teacher", "student", "enhance", "distill_unlabeled", "distill_det_labels")
@@ -280,8 +282,7 @@ class RunFolder:
         path = self.path / "args.yaml"
         args = yaml.safe_load(path.read_text()) if path.exists() else {}
         # where the run was written and on what, and what Ultralytics itself rewrites ('optimizer: auto' picks both)
-        ignored = {"project", "name", "exist_ok", "device", "workers", "plots", "data", "optimizer", "lr0",
-                   "val_period"}
+        ignored = VOLATILE | {"project", "name", "exist_ok", "data", "optimizer", "lr0"}
         return sorted(k for k, v in overrides.items() if k not in ignored and k in args and args[k] != v)
 
     def resume_from_best(self) -> None:
@@ -331,12 +332,16 @@ def recorded_params(run_dir: Path) -> dict[str, Any] | None:
 
 
 def comparable(values: dict[str, Any]) -> dict[str, Any]:
-    """Params under their current keys with every default filled in, the loss's own argument defaults too,
-    so a run recorded before a key was renamed or added compares equal to the same run asked for today."""
-    canonical, _ = canonicalize(values)
+    """Params under their current keys with every default filled in (Ultralytics' for its keys), the loss's own
+    argument defaults too, so a run recorded before a key was renamed or added compares equal to the same run asked
+    for today."""
+    canonical, _ = canonicalize(renamed(values))
     if "distill_det_targets" not in canonical and canonical.get("distill_det_mode") == "offline":
         canonical["distill_det_targets"] = "hard"  # offline targets counted fully before they carried scores
-    full = {**DistillParams().as_dict(), **{k: v for k, v in canonical.items() if k in DistillParams.known_keys()}}
+    trains = {k: spec.default for k, spec in ultralytics_keys().items() if k not in SET_BY_DISTIL}
+    full = {**trains, **DistillParams().as_dict(),
+            **{k: v for k, v in canonical.items() if k in DistillParams.known_keys()}}
+    full["time"] = full.get("time") or None  # 0 hours (distil's old default) is no limit, as None is
     for key in PATH_KEYS:
         if isinstance(full[key], str) and full[key] not in NOT_PATHS:
             full[key] = str(resolve_path(full[key]))
@@ -351,7 +356,7 @@ def differing_params(recorded: dict[str, Any], params: DistillParams) -> list[st
     ignored = set(VOLATILE)
     if current["teacher"] == before.get("teacher") == "none":  # a student alone: no distillation setting trains it
         ignored |= set(SETTINGS)
-    return sorted(k for k, v in current.items() if k not in ignored and before.get(k) != v)
+    return sorted(k for k in current.keys() | before.keys() if k not in ignored and before.get(k) != current.get(k))
 
 
 def teacher_fingerprint(params: DistillParams) -> str | None:

@@ -101,12 +101,3 @@ def portable_file(source: Path, destination: Path) -> None:
             torch.save(checkpoint, tmp)
     else:
         atomic.copy_file(source, destination)
-
-
-if __name__ == "__main__":
-    import sys
-
-    if sys.argv[1:2] == ["ship"] and len(sys.argv) == 4:
-        print(f"shipped {ship_run(resolve_path(sys.argv[2]), resolve_path(sys.argv[3]))}")
-    else:
-        raise SystemExit("usage: python -m distil.shipped_runs ship <run folder> <destination folder>")

@@ -42,8 +42,10 @@ from distil.eval.figures import read_results, training_seconds
 from distil.experiment import prepare_data
 from distil.manifest import device_description, write_manifest
 from distil.params import ParamsError, TeacherParams
-from distil.paths import resolve_model_file, resolve_path
+from distil.paths import project_root, resolve_model_file, resolve_path
+from distil.portable import portable
 from distil.runs import FolderLock, RunFolder, set_aside
+from distil.shipped_runs import portable_file
 
 
 @dataclass
@@ -51,7 +53,7 @@ class Stage:
     """One training stage of the teacher."""
 
     name: str
-    epochs: int  # trained (early stopping or `hours` may end a stage before the epochs asked for)
+    epochs: int  # trained (early stopping or `time` may end a stage before the epochs asked for)
     run_dir: str
     wall_time_s: float
     map50: float
@@ -141,11 +143,11 @@ def train_stage(make_model, name: str, data: Path, params: TeacherParams, epochs
                         batch=training_batch(params),
                         device=params.ultralytics_device, workers=params.workers, seed=params.seed,
                         deterministic=False, project=str(params.teacher_dir), name=name, exist_ok=True, plots=False,
-                        time=params.hours or None, **extra)
+                        time=params.time or None, **extra)
     results = read_results(run_dir)
     final = results.iloc[-1] if len(results) else {}
     seconds = training_seconds(results) if len(results) else time.time() - started
-    stage = Stage(name, len(results), str(run_dir), round(seconds, 1),  # fewer epochs when `hours` ended it
+    stage = Stage(name, len(results), str(run_dir), round(seconds, 1),  # fewer epochs when `time` ended it
                   float(final.get("metrics/mAP50(B)", 0.0)), float(final.get("metrics/mAP50-95(B)", 0.0)),
                   device_description(params.ultralytics_device))
     return run_dir / "weights" / "best.pt", stage
@@ -160,7 +162,7 @@ def encoder_layers(model_yaml: str | Path) -> int:
 # and "batch": the one the teacher trains with (teacher_defining)
 TEACHER_KEYS = ("data", "imgsz", "seed", "demo_val", "demo_test", "demo_seed", "demo_imgsz", "enhance",
                 "teacher_weights", "teacher_model", "teacher_train", "teacher_encoder_epochs", "teacher_epochs",
-                "teacher_freeze_encoder", "teacher_lr0", "teacher_refine_epochs", "teacher_refine_lr0", "hours")
+                "teacher_freeze_encoder", "teacher_lr0", "teacher_refine_epochs", "teacher_refine_lr0", "time")
 REFINE_KEYS = ("teacher_refine_epochs", "teacher_refine_lr0")
 
 
@@ -185,6 +187,8 @@ def check_same_teacher(recorded: dict, params: TeacherParams, where: Path) -> No
         ParamsError: ``where`` holds a teacher trained with other params.
     """
     defining, defaults = teacher_defining(params), teacher_defining(TeacherParams())
+    if "time" not in recorded and "hours" in recorded:  # the record of a teacher made before `hours` was `time`
+        recorded = {**recorded, "time": recorded["hours"] or None}
     recorded = {key: recorded.get(key, defaults[key]) for key in defining}
     differing = sorted(k for k, v in defining.items() if recorded[k] != v)
     if differing:
@@ -370,34 +374,19 @@ def finish(params: TeacherParams, checkpoint: Path, source: str, data: Path, sta
     return report
 
 
-def ship(params_file: str, destination: str) -> Path:
+def ship(params: TeacherParams, destination: str | Path) -> Path:
     """Copy the teacher 00_teacher made for these params, with its record, to ``destination`` (``make teacher``).
 
-    The record (``<destination>.json``) holds the params it was made with, its stages, times and mAP; a
-    later ``teacher_cache`` copies it in only for the same params.
+    The record (``<destination>.json``) holds the params it was made with, its stages, times and mAP; a later
+    ``teacher_cache`` copies it in only for the same params. What ships is portable (`distil.portable`).
     """
-    params = TeacherParams.load(params_file, teacher_cache="")
     record = params.teacher_dir / "teacher.json"
     if not params.teacher_path.exists() or not record.exists():
-        raise SystemExit(f"no teacher made by 00_teacher at {params.teacher_path}: run it first (make teacher)")
+        raise ParamsError(f"no teacher made by 00_teacher at {params.teacher_path}: run it first (make teacher)")
     target = resolve_path(destination)
-    atomic.copy_file(params.teacher_path, target)
+    set_aside(target, params.outputs_dir, f"{target} is replaced by the teacher shipped from {params.teacher_path}")
+    portable_file(params.teacher_path, target)
     shipped = {**json.loads(record.read_text()), "checkpoint": str(Path(destination)),
                "manifest": json.loads((params.teacher_dir / "manifest.json").read_text())}
-    atomic.write_json(target.with_suffix(".json"), shipped)
+    atomic.write_json(target.with_suffix(".json"), portable(shipped, project_root()))
     return target
-
-
-if __name__ == "__main__":
-    import sys
-
-    if sys.argv[1:2] == ["ship"] and len(sys.argv) == 4:
-        print(f"shipped {ship(sys.argv[2], sys.argv[3])}")
-    elif sys.argv[1:2] == ["train"] and len(sys.argv) == 3:  # 00_teacher's work, where Jupyter is not installed
-        print(json.dumps(prepare_teacher(TeacherParams.load(sys.argv[2])).as_dict(), indent=2))
-    elif sys.argv[1:2] == ["refine"] and len(sys.argv) == 3:
-        print(json.dumps(refine(TeacherParams.load(sys.argv[2])).as_dict(), indent=2))
-    else:
-        raise SystemExit("usage: python -m distil.teacher_training ship <params.yaml> <destination.pt>\n"
-                         "       python -m distil.teacher_training train <params.yaml>\n"
-                         "       python -m distil.teacher_training refine <params.yaml>")

@@ -117,7 +117,7 @@ def test_bad_uploads_give_a_message_and_the_app_keeps_working(models, image):
     broken = jpeg_bytes(image)[:200]
     for content, name, message in [(b"", "empty.jpg", "is empty"), (b"hello, not an image", "notes.jpg",
                                    "not an image this app can read"), (broken, "broken.jpg", "damaged"),
-                                   (big.getvalue(), "huge.png", "200x150 \\(0 MP\\); the limit is 0 MP")]:
+                                   (big.getvalue(), "huge.png", "too large: 200x150 \\(0 MP, at most 0 MP\\)")]:
         upload(app, content, name)
         assert re.search(message, app.status.value), app.status.value
         assert app.image is None and app.results == {}
@@ -136,7 +136,9 @@ def test_decode_upload_reads_every_accepted_format(image):
 
 
 def test_models_come_from_the_environment_then_the_notebook_then_the_demo(monkeypatch, tmp_path):
-    assert parse_models("a=x.pt, b = y/z.pt") == {"a": Path("x.pt"), "b": Path("y/z.pt")}
+    monkeypatch.setenv("DISTIL_CWD", str(tmp_path))  # where the user started the dashboard
+    assert parse_models("a=x.pt, b = y/z.pt") == {"a": tmp_path / "x.pt", "b": tmp_path / "y/z.pt"}
+    assert parse_models("a=/abs/x.pt") == {"a": Path("/abs/x.pt")}
     with pytest.raises(ValueError, match="is not label=path.pt"):
         parse_models("x.pt")
     monkeypatch.delenv("DISTIL_MODELS", raising=False)
@@ -145,7 +147,7 @@ def test_models_come_from_the_environment_then_the_notebook_then_the_demo(monkey
         "baseline": tmp_path / "runs" / "demo-baseline" / "weights" / "best.pt",
         "distilled": tmp_path / "runs" / "demo-cwd" / "weights" / "best.pt"}
     given = DashboardParams.load({"outputs": str(tmp_path), "models": "n=yolov8n.pt"})
-    assert choose_models(given) == {"n": Path("yolov8n.pt")}
+    assert choose_models(given) == {"n": tmp_path / "yolov8n.pt"}
     monkeypatch.setenv("DISTIL_MODELS", "small=s.pt,big=b.pt")
     assert list(choose_models(given)) == ["small", "big"]
 

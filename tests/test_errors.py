@@ -73,7 +73,7 @@ def test_rtdetr_student_is_refused():
     ({"epochs": "3"}, "epochs='3' has type str; expected int"),
     ({"distill_weight": True}, "distill_weight=True has type bool; expected float"),
     ({"epochs": 0}, "epochs=0 must be >= 1"),
-    ({"hours": -1.0}, "hours=-1.0 must be >= 0"),
+    ({"hours": -1.0}, "time=-1.0 must be > 0 hours"),
     ({"val_period": 0}, "val_period=0 must be >= 1"),
     ({"teacher": "nowhere/teacher.pt"}, "teacher \\(parameter teacher\\) checkpoint 'nowhere/teacher.pt' not found"),
     ({"student": "yolov99z.yaml"}, "not an Ultralytics model YAML"),

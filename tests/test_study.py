@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -197,15 +196,16 @@ def test_the_gpu_demo_script_trains_the_teacher_then_both_students_and_merges_th
     assert sorted(p.name for p in tmp_path.glob("*.csv")) == ["gpu.csv"]  # the per-run files were merged
 
 
-def test_make_demo_trains_its_baseline_on_the_studys_converged_schedule():
-    """The demo's closing table compares against the baseline trained until it stops improving (baseline-4x)."""
+def test_the_demos_baseline_is_the_studys_converged_baseline():
+    """The demo's closing table compares against the baseline trained until it stops improving (baseline-4x):
+    params/demo-baseline.yaml is that arm, whichever route trains it (make demo, papermill -f, distil run)."""
+    baseline = distil.DistillParams.load("params/demo-baseline.yaml")
+    converged = distil.DistillParams.load(kd_study.arm_params("baseline-4x", 0))
+    assert differing_params(converged.as_dict(), baseline) == []
+    recipe = distil.DistillParams.load("params/demo.yaml", teacher="assets/demo-teacher.pt")
+    assert baseline.epochs == 2 * recipe.epochs and baseline.patience == 100 and recipe.patience == 0
     commands = subprocess.run(["make", "-n", "demo"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    epochs, patience = map(int, re.search(r"-p teacher none -p epochs (\d+) -p patience (\d+)", commands).groups())
-    base = DistillParams.load("params/demo.yaml", teacher="assets/demo-teacher.pt")
-    converged = kd_study.arm_params("baseline-4x", 0)
-    assert epochs == converged["epochs"] == 2 * base.epochs
-    assert patience == converged["patience"] > 0  # it stops early, as the study's did; the recipe runs to its end
-    assert base.patience == 0
+    assert "--baseline params/demo-baseline.yaml" in commands
 
 
 def test_the_shipped_teacher_was_made_with_the_demos_params():
@@ -217,24 +217,24 @@ def test_the_shipped_teacher_was_made_with_the_demos_params():
     assert record["params"]["batch"] == distil.teacher_training.teacher_defining(params)["batch"] != params.batch
 
 
-def test_make_demo_copies_in_the_shipped_baseline_made_with_the_params_it_would_train():
-    """The baseline in assets/ is the run make demo would train (params/demo.yaml, teacher none, twice the epochs),
-    so copying it in changes nothing but the time; a change to params/demo.yaml must ship it again."""
-    commands = subprocess.run(["make", "-n", "demo"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    baseline_command = next(line for line in commands.replace("\\\n", " ").splitlines() if "_baseline.ipynb" in line)
-    overrides = dict(re.findall(r"-p (\w+) (\S+)", baseline_command))
-    assert overrides["run_cache"] == "assets/demo-baseline" and "OMP_NUM_THREADS" not in commands  # not side by side
-    params = DistillParams.load("params/demo.yaml", **{key: yaml.safe_load(value) for key, value in overrides.items()})
+def test_the_shipped_baseline_was_made_with_the_params_of_the_demos_baseline():
+    """The baseline in assets/ is the run params/demo-baseline.yaml trains, so copying it in changes nothing but the
+    time; a change to params/demo.yaml that reaches the baseline must ship it again (make baseline)."""
+    params = DistillParams.load("params/demo-baseline.yaml")
     shipped = ROOT / "assets" / "demo-baseline"
+    assert params.run_cache == "assets/demo-baseline" and params.run_name == "demo-baseline"
     assert differing_params(recorded_params(shipped), params) == []
     assert json.loads((shipped / "manifest.json").read_text())["shipped"]["epochs"] == len(read_results(shipped))
 
 
-def test_the_readme_holds_the_report_of_the_committed_results():
-    """The README's study tables are generated from benchmarks/results/kd_study.csv, never typed: a row added
-    without regenerating them fails here (python benchmarks/kd_study.py --report --readme README.md)."""
-    assert kd_study.readme_report(ROOT / "README.md") == kd_study.report_text(kd_study.RESULTS), \
-        "README.md's study report is stale: run python benchmarks/kd_study.py --report --readme README.md"
+def test_the_readmes_hold_the_report_and_headline_of_the_committed_results():
+    """The study's tables are generated from benchmarks/results/, never typed: a row added without regenerating
+    them fails here (python benchmarks/kd_study.py --report --readme README.md benchmarks/README.md)."""
+    fix = "run python benchmarks/kd_study.py --report --readme README.md benchmarks/README.md"
+    assert kd_study.readme_report(ROOT / "benchmarks" / "README.md") == kd_study.report_text(kd_study.RESULTS), fix
+    headline = kd_study.headline(kd_study.done_rows(kd_study.RESULTS), kd_study.done_rows(kd_study.DRAWS),
+                                 kd_study.chosen_arm())
+    assert kd_study.readme_report(ROOT / "README.md", "headline") == headline, fix
 
 
 def test_the_report_goes_between_the_markers_and_nowhere_else(tmp_path):

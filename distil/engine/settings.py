@@ -1,6 +1,7 @@
 """The distillation settings: each defined once, validated once, one word everywhere.
 
-Every setting is one `Setting` in `SETTINGS`: its key, default, meaning and check. The key is the
+Every setting is one `Setting` in `SETTINGS`: its key and check (its default and meaning are written in
+``distil/cfg/default.yaml``, with every other key of distil). The key is the
 same word in params files, ``papermill -p``, `distil.train` and ``YOLO(...).train(trainer=DistillationTrainer,
 ...)``. In Ultralytics it travels as a config key this module registers, so it lands in ``args.yaml``
 and ``last.pt``, survives resume and reaches DDP workers (they rebuild the trainer from ``vars(args)``;
@@ -20,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distil.defaults import distil_keys
 from distil.engine.losses import LOSSES, build_loss, loss_arguments
 from distil.paths import resolve_model_file
 
@@ -115,48 +117,40 @@ def mapping(value: Any, key: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Setting:
-    """One distillation setting: its key, default, meaning, check, and the older names it answers to."""
+    """One distillation setting: its key, check, and the older names it answers to; its default and meaning are
+    written in ``distil/cfg/default.yaml`` (`distil.defaults`)."""
 
     key: str
-    default: Any
-    help: str
     check: Callable[[Any, str], Any]
     aliases: tuple[str, ...] = ()
 
+    @property
+    def default(self) -> Any:
+        return distil_keys()[self.key].default
+
+    @property
+    def help(self) -> str:
+        return distil_keys()[self.key].help
+
 
 SETTINGS: dict[str, Setting] = {s.key: s for s in (
-    Setting("distill_weight", 1.0, "weight of the feature loss; 0 turns feature distillation off (the baseline)",
-            number(low=0), aliases=("dis",)),
-    Setting("distill_loss", "mse", "feature loss by name: mse, cwd, pkd, ... (see distil.engine.losses)",
-            choice(lambda: LOSSES), aliases=("loss",)),
-    Setting("distill_loss_args", {}, "arguments of the feature loss, e.g. {tau: 2.0} for cwd", mapping),
-    Setting("distill_teacher_layers", "auto", "teacher layer indices, or 'auto' (the inputs of its head)", layers,
-            aliases=("teacher_layers",)),
-    Setting("distill_student_layers", "auto", "student layer indices, or 'auto' (the inputs of its Detect head)",
-            layers, aliases=("student_layers",)),
-    Setting("distill_mask", "none", "where the feature loss looks: 'none' (everywhere), 'gt' (inside ground-truth "
-            "boxes) or 'teacher' (where the teacher sees objects)", choice(lambda: MASKS)),
-    Setting("distill_mask_bg", 0.1, "weight of background positions under distill_mask 'gt' or 'teacher', in [0, 1]",
-            number(0, 1), aliases=("mask_bg",)),
-    Setting("distill_det", 0.0, "weight of the detections of the teacher as targets (response distillation); "
-            "0 turns it off", number(low=0)),
-    Setting("distill_det_conf", 0.5, "teacher score from which a detection becomes a target, in (0, 1)",
-            number(0, 1, low_open=True)),
-    Setting("distill_det_mode", "online", "'online': the teacher detects on every augmented batch; 'offline': it "
-            "labels the unlabeled images once before training", choice(lambda: DET_MODES)),
-    Setting("distill_det_targets", "score", "what a teacher box asks of the student: 'score' (its class, at the "
-            "teacher's score), 'probs' (the teacher's score of every class), 'hard' (its class, at 1, as ground truth)",
-            choice(lambda: DET_TARGETS)),
-    Setting("distill_det_labels", "", "offline: a label folder made by distil label (e.g. on a cluster) to learn "
-            "from; '' = the teacher labels the unlabeled images when training starts", image_source),
-    Setting("distill_unlabeled", "", "images without labels that the teacher teaches on: a folder, a .txt list of "
-            "image paths, or 'demo' (params only: the unlabeled split of the demo data); '' = none", image_source),
-    Setting("distill_unlabeled_ratio", 1.0, "unlabeled images per labeled image in each batch", number(low=0,
-            low_open=True)),
-    Setting("distill_teacher_every", 1, "run the teacher on every k-th batch only (its features teach there; the "
-            "detections come from the stored labels on every batch, distill_det_mode: offline)", whole(1)),
-    Setting("distill_warmup", 0.0, "epochs over which every distillation weight ramps up from 0", number(low=0)),
-    Setting("distill_stop", 0, "last epochs trained on the ground-truth detection loss alone", whole(0)),
+    Setting("distill_weight", number(low=0), aliases=("dis",)),
+    Setting("distill_loss", choice(lambda: LOSSES), aliases=("loss",)),
+    Setting("distill_loss_args", mapping),
+    Setting("distill_teacher_layers", layers, aliases=("teacher_layers",)),
+    Setting("distill_student_layers", layers, aliases=("student_layers",)),
+    Setting("distill_mask", choice(lambda: MASKS)),
+    Setting("distill_mask_bg", number(0, 1), aliases=("mask_bg",)),
+    Setting("distill_det", number(low=0)),
+    Setting("distill_det_conf", number(0, 1, low_open=True)),
+    Setting("distill_det_mode", choice(lambda: DET_MODES)),
+    Setting("distill_det_targets", choice(lambda: DET_TARGETS)),
+    Setting("distill_det_labels", image_source),
+    Setting("distill_unlabeled", image_source),
+    Setting("distill_unlabeled_ratio", number(low=0, low_open=True)),
+    Setting("distill_teacher_every", whole(1)),
+    Setting("distill_warmup", number(low=0)),
+    Setting("distill_stop", whole(0)),
 )}
 # Names of the cwd temperature before loss arguments existed; they become distill_loss_args' tau.
 TAU_ALIASES = ("distill_tau", "cwd_tau")
