@@ -99,7 +99,7 @@ def dashboard(args: argparse.Namespace) -> int:
 
     from distil.dashboard_server import voila_command, voila_environment
 
-    command = voila_command(args.port)
+    command = voila_command(args.port, args.cull_idle_timeout, args.cull_interval, args.max_kernels)
     print(f"Dashboard at http://127.0.0.1:{args.port}/ (Ctrl-C stops it)", flush=True)
     return subprocess.call(command, env=voila_environment(args.models or "", args.params or ""))
 
@@ -117,6 +117,8 @@ def label(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
+    from distil.dashboard_server import CULL_IDLE_S, CULL_INTERVAL_S, MAX_KERNELS
+
     main = argparse.ArgumentParser(prog="distil", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     main.add_argument("--verbose", action="store_true", help="on an error, show the whole traceback")
@@ -158,6 +160,10 @@ def parser() -> argparse.ArgumentParser:
     serving.add_argument("-f", "--params", help="the series it shows (its runs, teacher, data, enhancement)")
     serving.add_argument("--models", help="label=path.pt pairs, comma-separated; relative paths from here")
     serving.add_argument("--port", type=int, default=8866)
+    serving.add_argument("--cull-idle-timeout", type=int, default=CULL_IDLE_S, help="seconds a page's kernel may "
+                         "stay idle with no page connected before it is ended")
+    serving.add_argument("--cull-interval", type=int, default=CULL_INTERVAL_S, help="how often kernels are checked")
+    serving.add_argument("--max-kernels", type=int, default=MAX_KERNELS, help="pages open at once")
     serving.set_defaults(run=dashboard)
 
     labeling = commands.add_parser("label", help="the teacher labels images once (resumable; workers, GPUs or Ray)",

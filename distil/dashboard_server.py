@@ -7,8 +7,8 @@ What ``distil dashboard`` (and ``make dashboard``) start, and why each setting:
   check back: only ``localhost`` / loopback addresses are served, anything else gets 403.
 - **Kernels reclaimed.** Every page load starts a kernel (about 0.8 GB with torch and the models); a closed tab left
   it running until the server stopped. Jupyter's culler ends kernels idle with no page connected
-  (``cull_idle_timeout``, checked every ``cull_interval``), and `CappedKernelManager` refuses a kernel beyond
-  ``max_kernels`` with a message instead of running the machine out of memory.
+  (``cull_idle_timeout``, checked every ``cull_interval``), and `distil.dashboard_kernels.CappedKernelManager`
+  refuses a kernel beyond ``max_kernels`` with a message instead of running the machine out of memory.
 - **Uploads bounded.** An upload travels as one websocket message: over tornado's limit (10 MiB) the connection
   died silently. The page's template refuses a file over `MAX_UPLOAD_BYTES` before sending it, saying so; the
   websocket limit sits above it, and the app checks the size again (`distil.dashboard.decode_upload`).
@@ -16,15 +16,11 @@ What ``distil dashboard`` (and ``make dashboard``) start, and why each setting:
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 
-from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
-from tornado import web
-from traitlets import Integer
-
+import distil.atomic as atomic
 from distil.paths import project_root
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -33,27 +29,21 @@ LOCAL_HOSTNAMES = ["localhost", "127.0.0.1", "::1"]
 CULL_IDLE_S, CULL_INTERVAL_S, MAX_KERNELS = 300, 60, 8
 
 
-class CappedKernelManager(AsyncMappingKernelManager):
-    """Jupyter's kernel manager with a cap on kernels running at once (one per open dashboard page)."""
-
-    max_kernels = Integer(MAX_KERNELS, config=True, help="kernels running at once; a page beyond it is refused")
-
-    async def start_kernel(self, *args, **kwargs):
-        if len(self.list_kernel_ids()) >= self.max_kernels:
-            raise web.HTTPError(503, f"{self.max_kernels} dashboards are open already: close one (its kernel ends "
-                                     "within a few minutes) and load the page again")
-        return await super().start_kernel(*args, **kwargs)
-
-
 def voila_command(port: int, cull_idle_s: int = CULL_IDLE_S, cull_interval_s: int = CULL_INTERVAL_S,
-                  max_kernels: int = MAX_KERNELS) -> list[str]:
-    """The Voila command line serving ``notebooks/05_dashboard.ipynb`` with the settings of the module docstring."""
+                  max_kernels: int = MAX_KERNELS, config_dir: Path | None = None) -> list[str]:
+    """The Voila command line serving ``notebooks/05_dashboard.ipynb`` with the settings of the module docstring.
+
+    The tornado settings (a dict, which Voila's command line cannot take typed) go in a ``voila.json`` it reads, in
+    ``config_dir`` (``outputs/.dashboard`` by default).
+    """
+    config_dir = config_dir or project_root() / "outputs" / ".dashboard"
     tornado = {"allow_remote_access": False, "local_hostnames": LOCAL_HOSTNAMES,
                "websocket_max_message_size": WEBSOCKET_LIMIT}
+    atomic.write_json(config_dir / "voila.json", {"Voila": {"tornado_settings": tornado}})
     return [sys.executable, "-m", "voila", str(project_root() / "notebooks" / "05_dashboard.ipynb"),
             f"--port={port}", "--no-browser", "--Voila.ip=127.0.0.1", "--template=distil",
-            f"--Voila.tornado_settings={json.dumps(tornado)}",
-            f"--VoilaConfiguration.multi_kernel_manager_class={__name__}.CappedKernelManager",
+            f"--Voila.config_file_paths={config_dir}",
+            "--VoilaConfiguration.multi_kernel_manager_class=distil.dashboard_kernels.CappedKernelManager",
             f"--CappedKernelManager.max_kernels={max_kernels}",
             f"--MappingKernelManager.cull_idle_timeout={cull_idle_s}",
             f"--MappingKernelManager.cull_interval={cull_interval_s}"]
