@@ -17,11 +17,12 @@ from ultralytics import YOLO
 from ultralytics.utils import LOGGER
 
 from distil.data import DemoSettings, make_demo_dataset
+from distil.data.label_check import LabelReport, check_labels
 from distil.engine import DistillationTrainer, StudentTrainer
 from distil.engine.settings import SETTINGS
 from distil.eval.comparison import validate_one
 from distil.manifest import write_manifest
-from distil.params import DistillParams, Params
+from distil.params import DistillParams, Params, ParamsError
 from distil.paths import resolve_model_file, resolve_path
 from distil.runs import RunFolder, teacher_fingerprint
 
@@ -83,6 +84,7 @@ def train(params: DistillParams | dict | str | Path, **overrides: Any) -> Path:
     trainer = DistillationTrainer if params.distilling else StudentTrainer
     with folder.lock.held():
         data_yaml = prepare_data(params)
+        labels = checked_labels(params, data_yaml)
         arguments = ultralytics_overrides(params, data_yaml)
         if params.run_cache and not (params.rebuild or params.resume) and folder.state == "absent":
             # imported here, not at the top, so that `python -m distil.shipped_runs` runs that module once
@@ -90,6 +92,8 @@ def train(params: DistillParams | dict | str | Path, **overrides: Any) -> Path:
 
             copy_shipped_run(params, folder.path)  # then reused like a run trained here
         action = folder.decide(params, arguments)
+        if action == "train" and params.distilling:
+            warn_if_teacher_is_below_the_baseline(params)
         if action == "reuse":
             LOGGER.info(f"distil: {folder.path} already holds this run, finished; reusing it (rebuild: true trains "
                         "it again)")
@@ -111,5 +115,44 @@ def train(params: DistillParams | dict | str | Path, **overrides: Any) -> Path:
         run_dir = Path(model.trainer.save_dir)
         final = {k: round(float(v), 5) for k, v in (model.trainer.metrics or {}).items()}
         write_manifest(run_dir / "manifest.json", params.as_dict(), started, device=model.trainer.device,
-                       trainer=trainer.__name__, final_metrics=final, teacher_sha1=teacher_fingerprint(params))
+                       trainer=trainer.__name__, final_metrics=final, teacher_sha1=teacher_fingerprint(params),
+                       labels=[report.as_dict() for report in labels])
+    for report in labels:  # said again at the end, where it is seen
+        if report.dropped:
+            LOGGER.warning(f"distil: this run trained without some images: {report.message()}")
     return run_dir
+
+
+def warn_if_teacher_is_below_the_baseline(params: DistillParams) -> None:
+    """Say it when both are known and the teacher's validation mAP50-95 is below the baseline student's: a worse
+    teacher can only pull the student down."""
+    import json
+
+    record = params.outputs_dir / "teacher" / params.name / "teacher.json"
+    baseline = params.run_dir("auto", baseline=True) / "manifest.json"
+    if params.teacher != "auto" or not record.exists() or not baseline.exists():
+        return
+    teacher = json.loads(record.read_text()).get("map50_95")
+    student = json.loads(baseline.read_text()).get("final_metrics", {}).get("metrics/mAP50-95(B)")
+    if teacher is not None and student is not None and teacher < student:
+        LOGGER.warning(f"distil: the teacher's validation mAP50-95 ({teacher:.3f}, {record}) is below the baseline "
+                       f"student's ({student:.3f}): a teacher worse than the student alone can only pull it down. "
+                       "Train the teacher longer or on more images (00_teacher), or give a stronger one (teacher: ...)")
+
+
+def checked_labels(params, data_yaml: Path) -> list[LabelReport]:
+    """The labels of the splits a run uses, checked as Ultralytics will read them (`distil.data.label_check`);
+    what it will drop is said now, and with ``strict_labels`` refuses the run.
+
+    Raises:
+        ParamsError: ``strict_labels`` and some image would be dropped.
+    """
+    reports = check_labels(data_yaml, ("train", "val"))
+    for report in reports:
+        if report.dropped and params.strict_labels:
+            raise ParamsError(f"{report.message()}\nstrict_labels: true refuses to train without them: fix the label "
+                              "files named (class ids from 0 to the number of names - 1, coordinates within 0-1), "
+                              "or set strict_labels: false to train without those images")
+        if report.dropped:
+            LOGGER.warning(f"distil: {report.message()}\n(strict_labels: true refuses to train without them)")
+    return reports

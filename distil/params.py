@@ -285,6 +285,7 @@ class SeriesKeys(Params):
     enhance: str = param("enhance")
     samples: int = param("samples")
     rebuild: bool = param("rebuild")
+    strict_labels: bool = param("strict_labels")
     demo_train: int = param("demo_train")
     demo_val: int = param("demo_val")
     demo_test: int = param("demo_test")

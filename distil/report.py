@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from distil.eval.comparison import gap_note
 from distil.params import EvalParams
 
 
@@ -22,6 +23,9 @@ def main(params_file: str) -> int:
     with pd.option_context("display.width", 160, "display.float_format", "{:.3f}".format):
         print(f"\nTeacher, baseline and distilled student on the validation set ({params.name}):\n")
         print(table[columns].to_string())
+    note = gap_note(table)
+    if note:
+        print(f"\n{note}")
     print(f"\nTables:              {params.eval_dir}")
     print(f"Executed notebooks:  {params.outputs_dir / 'notebooks' / params.name}")
     print(f"Runs:                {params.runs_dir}")

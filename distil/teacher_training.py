@@ -39,7 +39,7 @@ import distil.atomic as atomic
 from distil.engine.teacher import detector, is_rtdetr_yaml
 from distil.engine.whole_files import whole_file_trainer
 from distil.eval.figures import read_results, training_seconds
-from distil.experiment import prepare_data
+from distil.experiment import checked_labels, prepare_data
 from distil.manifest import device_description, write_manifest
 from distil.params import ParamsError, TeacherParams
 from distil.paths import project_root, resolve_model_file, resolve_path
@@ -233,6 +233,7 @@ def make_teacher(params: TeacherParams) -> TeacherReport:
                               "set teacher to a new path under outputs/ instead")
     if params.teacher_cache and not params.rebuild:
         return copy_shipped_teacher(params, data, started)
+    checked_labels(params, data)  # what Ultralytics would drop is said (or refused, with strict_labels) first
     started_before = params.teacher_dir / "params.json"
     if params.rebuild:  # stages of an earlier teacher must not be resumed or reused
         for stage in ("encoder", "decoder", "refine", "finetune", "direct"):

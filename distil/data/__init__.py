@@ -9,7 +9,7 @@ from distil.data.demo import (
     images_by_fault,
     make_demo_dataset,
 )
-from distil.data.yolo import load_images, split_images
+from distil.data.yolo import load_images, readable_images, split_images
 
 __all__ = ["CLASS_NAMES", "FAULTS", "DemoSettings", "generate_image", "image_faults", "images_by_fault",
-           "load_images", "make_demo_dataset", "split_images"]
+           "load_images", "make_demo_dataset", "readable_images", "split_images"]

@@ -20,6 +20,19 @@ def split_images(data_yaml: str | Path, split: str = "val") -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def readable_images(paths: list[str | Path], count: int) -> list[np.ndarray]:
+    """The first ``count`` of ``paths`` that decode, as BGR arrays (an unreadable file is passed over, never handed on
+    as None: Ultralytics would show its own sample photo in its place)."""
+    images = []
+    for path in paths:
+        image = cv2.imread(str(path))
+        if image is not None:
+            images.append(image)
+        if len(images) == count:
+            break
+    return images
+
+
 def load_images(data_yaml: str | Path, count: int, split: str = "val") -> list[np.ndarray]:
     """The first ``count`` images of a split, as BGR arrays (the same ones every time)."""
     return [cv2.imread(str(p)) for p in split_images(data_yaml, split)[:count]]

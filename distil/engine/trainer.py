@@ -36,6 +36,7 @@ import logging
 from copy import copy
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from ultralytics.cfg import get_cfg
@@ -189,10 +190,38 @@ class DistillationTrainer(StudentTrainer):
                                                   Path(self.save_dir).parent / "pseudo-labels", s.distill_det_labels,
                                                   str(self.device), progress=RANK in {-1, 0})
                 labels = self.labels.per_image(s.distill_det_conf, self.distill_model.classes.numpy())
+                found = sum(len(image.scores) for image in labels.values())
+                self.warn_if_blind(found, len(labels))
+            elif s.distill_det > 0:
+                self.warn_if_blind(*self.teacher_sees_on_a_few(unlabeled_images(s.distill_unlabeled)))
             self.unlabeled = UnlabeledBatches(self, s.distill_unlabeled, s.distill_unlabeled_ratio,
                                               prepare=lambda dataset: enhance_dataset(dataset, self.args.enhance),
                                               pseudo_labels=labels)
             self.write_record()
+
+    def teacher_sees_on_a_few(self, files: list[str], count: int = 8) -> tuple[int, int]:
+        """How many detections the teacher makes, from ``distill_det_conf`` up, on the first unlabeled images (read
+        as they are, letterboxed: no random state is drawn); and on how many images."""
+        import cv2
+        from ultralytics.data.augment import LetterBox
+
+        size = training_imgsz(self.args.imgsz)
+        frame = LetterBox((size, size), auto=False)
+        images = [image for image in (cv2.imread(f) for f in files[:count]) if image is not None]
+        if not images:
+            return 0, 0
+        x = torch.from_numpy(np.stack([frame(image=image) for image in images])).permute(0, 3, 1, 2).flip(1)
+        wrapper = self.distill_model
+        signals = wrapper.reader(wrapper.teacher_model, x.to(self.device).float().div(255))
+        return len(signals.detections.scores), len(images)
+
+    def warn_if_blind(self, detections: int, images: int) -> None:
+        """Say it, before training, when the teacher finds nothing to teach on the unlabeled images."""
+        if images and detections == 0:
+            LOGGER.warning(f"distil: the teacher detects nothing from score {self.distill_settings.distill_det_conf} "
+                           f"on {images} unlabeled images: as targets, its detections would teach the student that "
+                           "there is nothing there. Check that it suits these images (02_teacher_features shows what "
+                           "it sees, and the class names it knows), or lower distill_det_conf")
 
     def preprocess_batch(self, batch: dict) -> dict:
         """Append unlabeled images (while distillation is on), then preprocess everything alike.

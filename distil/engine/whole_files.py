@@ -21,9 +21,11 @@ from typing import Any
 from unittest import mock
 
 import ultralytics.engine.trainer as ultralytics_trainer
+from ultralytics.utils import LOGGER
 from ultralytics.utils.torch_utils import strip_optimizer
 
 import distil.atomic as atomic
+from distil.engine.quiet import FREEZING, SETTINGS_LINE, dropped
 
 
 class WholeFilePath(type(Path())):
@@ -55,9 +57,21 @@ class WholeFileCheckpoints:
     """Mixin for an Ultralytics trainer: its checkpoints, ``results.csv`` rows and final strip written whole."""
 
     def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+        with dropped(SETTINGS_LINE, anywhere=True) as settings_line:  # args.yaml holds every setting
+            super().__init__(*args, **kwargs)
+        if settings_line.count:
+            LOGGER.info(f"distil: every setting of this run is in {self.save_dir / 'args.yaml'}")
         self.wdir = WholeFilePath(self.wdir)
         self.last, self.best = WholeFilePath(self.last), WholeFilePath(self.best)
+
+    def _setup_train(self, *args, **kwargs):
+        """Set training up as Ultralytics does, with one line for what it freezes instead of one per tensor."""
+        with dropped(FREEZING) as frozen:
+            result = super()._setup_train(*args, **kwargs)
+        if frozen.count:
+            LOGGER.info(f"distil: {frozen.count} parameter tensors frozen (freeze: {self.args.freeze}, and the "
+                        "distribution layer Ultralytics never trains)")
+        return result
 
     def save_metrics(self, metrics: dict) -> None:
         """Ultralytics' row of ``results.csv`` (same columns and format), the file rewritten whole."""

@@ -147,6 +147,19 @@ def save_evaluation(table: pd.DataFrame, folder: str | Path) -> dict[str, Path]:
     return paths
 
 
+def gap_note(table: pd.DataFrame, teacher: str = "teacher", baseline: str = "baseline",
+             metric: str = "mAP50-95") -> str | None:
+    """Why ``gap_closed`` is empty, in words (None when it is not): there is no gap where the teacher is not better."""
+    if teacher not in table.index or baseline not in table.index:
+        return None
+    gap = table.loc[teacher, metric] - table.loc[baseline, metric]
+    if np.isfinite(gap) and gap > 1e-9:
+        return None
+    return (f"gap_closed is empty: the teacher ({table.loc[teacher, metric]:.3f} {metric}) is not better than the "
+            f"baseline ({table.loc[baseline, metric]:.3f}) here, so there is no gap to close. A teacher that knows "
+            "less than the student alone cannot teach it: train it longer or on more images (00_teacher)")
+
+
 def gap_closed(table: pd.DataFrame, teacher: str, baseline: str, metric: str = "mAP50-95") -> pd.Series:
     """``(student - baseline) / (teacher - baseline)`` per student row; NaN elsewhere or without a gap."""
     result = pd.Series(math.nan, index=table.index)
