@@ -56,6 +56,7 @@ def image(tiny_data) -> np.ndarray:
     return cv2.imread(str(next((tiny_data.parent / "images" / "val").glob("*.jpg"))))
 
 
+@pytest.mark.slow
 def test_upload_runs_every_model_and_fills_the_panels(app, image):
     upload(app, jpeg_bytes(image), "scene.jpg")
     assert list(app.results) == ["baseline", "distilled"]
@@ -70,6 +71,7 @@ def test_upload_runs_every_model_and_fills_the_panels(app, image):
     assert "scene.jpg: 64x64" in app.status.value
 
 
+@pytest.mark.slow
 def test_enhancement_toggles_change_the_image_models_see(app, image):
     upload(app, jpeg_bytes(image), "scene.jpg")
     with_defaults = app.enhanced.copy()
@@ -84,6 +86,7 @@ def test_enhancement_toggles_change_the_image_models_see(app, image):
     assert np.array_equal(app.enhanced, distil.enhancement.pipeline.gamma(app.image, gamma=2.5))
 
 
+@pytest.mark.slow
 def test_thresholds_rerun_detection(app, image):
     upload(app, jpeg_bytes(image), "scene.jpg")
     app.conf.value = 0.01
@@ -96,6 +99,7 @@ def test_thresholds_rerun_detection(app, image):
     assert set(app.results) == {"baseline", "distilled"}
 
 
+@pytest.mark.slow
 def test_teacher_is_an_option(app, image):
     upload(app, jpeg_bytes(image), "scene.jpg")
     app.show_teacher.value = True

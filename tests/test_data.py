@@ -35,6 +35,7 @@ def dataset(tmp_path_factory):
     return make_demo_dataset(tmp_path_factory.mktemp("d") / "demo", n_train=120, n_val=30, imgsz=96, seed=7)
 
 
+@pytest.mark.slow
 def test_yolo_layout_with_absolute_paths(dataset):
     data = yaml.safe_load(dataset.read_text())
     assert data["names"] == dict(enumerate(CLASS_NAMES)) and data["nc"] == len(CLASS_NAMES) == 6
@@ -110,6 +111,7 @@ def test_an_interrupted_drawing_is_started_again_not_refused(tmp_path, monkeypat
     assert len(list((tmp_path / "d" / "images" / "train").iterdir())) == 4
 
 
+@pytest.mark.slow
 def test_a_script_without_a_main_guard_is_told_to_add_one(tmp_path):
     """The drawing processes are spawned and import the script again; without a guard each draws anew."""
     script = tmp_path / "draw.py"
@@ -119,6 +121,7 @@ def test_a_script_without_a_main_guard_is_told_to_add_one(tmp_path):
     assert done.returncode != 0 and 'if __name__ == "__main__":' in done.stderr.splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_processes_drawing_in_parallel_write_the_same_dataset(tmp_path):
     settings = {"n_train": 12, "n_val": 4, "n_test": 3, "n_unlabeled": 5, "imgsz": 64, "seed": 3}
     serial = make_demo_dataset(tmp_path / "serial", workers=1, **settings).parent

@@ -5,9 +5,13 @@ from __future__ import annotations
 import shutil
 
 import cv2
+import pytest
 from ultralytics import YOLO
 
 from distil.eval.deploy import compare_detections, export_onnx
+
+pytestmark = pytest.mark.slow  # trains models or runs notebooks
+
 
 
 def test_onnx_export_matches_pytorch_detections(distilled_run, tiny_data, tmp_path):

@@ -35,6 +35,7 @@ class Interrupt(Exception):
 
 
 # --- 1. no dead ends --------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_run_that_failed_before_its_first_checkpoint_is_simply_started_again(tiny_data, tmp_path):
     run = tmp_path / "runs" / "first-baseline"
     (run / "weights").mkdir(parents=True)
@@ -56,6 +57,7 @@ def interrupted_run(params: dict, data: Path, epochs: int = 1) -> Path:
     return Path(model.trainer.save_dir)
 
 
+@pytest.mark.slow
 def test_interrupted_finished_and_resumed_runs_each_say_what_to_do(tiny_data, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # anything written to the cwd would show up here
     params = baseline(tiny_data, tmp_path / "outputs")
@@ -72,6 +74,7 @@ def test_interrupted_finished_and_resumed_runs_each_say_what_to_do(tiny_data, tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["outputs"]  # nothing written outside outputs
 
 
+@pytest.mark.slow
 def test_a_run_killed_while_writing_its_checkpoint_resumes_from_best_pt(tiny_data, tmp_path):
     params = baseline(tiny_data, tmp_path, epochs=3)
     run = interrupted_run(params, tiny_data, epochs=2)
@@ -94,6 +97,7 @@ def test_a_run_killed_while_writing_its_checkpoint_resumes_from_best_pt(tiny_dat
     assert read_checkpoint(empty) is None
 
 
+@pytest.mark.slow
 def test_a_shipped_run_is_copied_in_for_the_same_params_and_refused_for_others(tiny_data, tmp_path):
     params = baseline(tiny_data, tmp_path / "made", epochs=1)
     run = distil.train(params)
@@ -124,6 +128,7 @@ def test_a_shipped_run_is_copied_in_for_the_same_params_and_refused_for_others(t
         distil.DistillParams.load({**params, "run_cache": str(tmp_path / "nothing")})
 
 
+@pytest.mark.slow
 def test_a_finished_run_is_not_reused_once_its_teacher_checkpoint_has_been_replaced(tiny_data, rtdetr_teacher,
                                                                                     tmp_path):
     """teacher: auto names a file 00_teacher replaces (a retrained or refined teacher): same params, other teacher."""
@@ -144,6 +149,7 @@ def test_a_finished_run_is_not_reused_once_its_teacher_checkpoint_has_been_repla
     assert (run / "weights" / "best.pt").read_bytes() == best  # nothing overwritten
 
 
+@pytest.mark.slow
 def test_a_run_finished_through_ultralytics_own_resume_is_recognised(tiny_data, tmp_path):
     params = baseline(tiny_data, tmp_path)
     run = interrupted_run(params, tiny_data)
@@ -208,6 +214,7 @@ def test_a_training_set_without_a_single_box_stops_before_training(tiny_data, tm
     assert not list((tmp_path / "outputs" / "runs" / "first-baseline").rglob("*.pt"))
 
 
+@pytest.mark.slow
 def test_a_yolo_teacher_model_is_trained_in_one_stage(tmp_path):
     params = distil.TeacherParams.load({"name": "yolo-teacher", "outputs": str(tmp_path), "teacher_model":
                                         "yolov8n.yaml", "teacher_epochs": 1, "demo_train": 4, "demo_val": 2,
@@ -218,6 +225,7 @@ def test_a_yolo_teacher_model_is_trained_in_one_stage(tmp_path):
     assert params.teacher_path.exists()
 
 
+@pytest.mark.slow
 def test_hours_cap_every_training_run_teacher_stages_and_students_alike(tiny_data, tmp_path):
     """``hours`` (per training run) is how a GPU lent for minutes is used: 200 epochs asked, a few seconds given."""
     run = distil.train(baseline(tiny_data, tmp_path, epochs=200, hours=0.0005))
@@ -231,6 +239,7 @@ def test_hours_cap_every_training_run_teacher_stages_and_students_alike(tiny_dat
 
 
 # --- 8 and 9: notebooks under make demo -------------------------------------------------------------------
+@pytest.mark.slow
 def test_run_notebook_streams_progress_and_passes_each_notebook_only_its_own_keys(tiny_data, tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({**baseline(tiny_data, tmp_path, epochs=1), "teacher": "auto",
@@ -248,6 +257,7 @@ def test_run_notebook_streams_progress_and_passes_each_notebook_only_its_own_key
 
 @pytest.mark.parametrize("command", [["distil", "--help"], ["distil", "teacher", "--help"],
                                      ["distil", "label", "--help"]])
+@pytest.mark.slow
 def test_the_distil_command_and_its_subcommands_say_how_they_are_used(command):
     """Every make target goes through `distil <command>`; `python -m distil` is the same command, without the
     runpy warning an eagerly imported submodule would print in front of every user."""

@@ -40,6 +40,7 @@ def assert_same_labels(a: LabelStore, b: LabelStore) -> None:
             assert np.allclose(getattr(x, name), getattr(y, name), atol=1e-5), (shard, name)
 
 
+@pytest.mark.slow
 def test_the_labels_hold_each_box_with_its_score_and_the_teachers_score_of_every_class(reference, tiny_data):
     labels = reference.per_image()
     assert sorted(labels) == reference.images and len(labels) == 16
@@ -56,12 +57,14 @@ def test_the_labels_hold_each_box_with_its_score_and_the_teachers_score_of_every
         reference.per_image(conf=0.01)
 
 
+@pytest.mark.slow
 def test_two_worker_processes_label_exactly_as_one_process(reference, tiny_data, rtdetr_teacher, tmp_path):
     two = label(rtdetr_teacher, unlabeled(tiny_data), tmp_path / "two", workers=2, **SMALL)
     assert_same_labels(reference, two)
     assert {two.read_shard(k).worker["pid"] for k in range(two.shards)} != {os.getpid()}  # made elsewhere
 
 
+@pytest.mark.slow
 def test_a_job_killed_at_its_third_shard_goes_on_where_it_stopped(reference, tiny_data, rtdetr_teacher, tmp_path):
     out = tmp_path / "killed"
     writes = []
@@ -91,6 +94,7 @@ def test_a_job_killed_at_its_third_shard_goes_on_where_it_stopped(reference, tin
     assert labeled_again == []  # finished: nothing to do
 
 
+@pytest.mark.slow
 def test_a_label_folder_refuses_other_settings_or_other_images(reference, tiny_data, rtdetr_teacher, yolo_teacher):
     folder = reference.folder
     with pytest.raises(LabelStoreError, match=r"imgsz: 64 here, 96 asked"):
@@ -116,6 +120,7 @@ def test_a_yolo_teachers_boxes_are_stored_in_each_images_own_frame(yolo_teacher)
     assert not labeler.rtdetr and labeler.frame.scale_fill is False  # RT-DETR's is a stretch, which keeps coordinates
 
 
+@pytest.mark.slow
 def test_a_two_node_ray_cluster_labels_as_one_process_and_loses_nothing_when_a_worker_is_killed(
         reference, tiny_data, rtdetr_teacher, tmp_path):
     ray = pytest.importorskip("ray", reason="Ray is the dev extra's (pip install -e '.[dev]'): the cluster path")

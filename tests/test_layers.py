@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import distil
 
 PACKAGE = Path(distil.__file__).parent
@@ -105,6 +107,7 @@ def test_every_distillation_setting_is_one_params_field_with_its_default():
     assert settings_fields == ["distill_model", *distil.SETTINGS]
 
 
+@pytest.mark.slow
 def test_training_needs_none_of_the_notebook_extras():
     """A bare GPU machine has PyTorch and Ultralytics, not Jupyter: training, the teacher and the study import
     without ipywidgets, IPython, papermill or voila."""

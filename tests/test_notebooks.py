@@ -30,6 +30,9 @@ PARAMS_CLASS = {"00_teacher": config.TeacherParams, "01_preprocessing": config.P
                 "02_teacher_features": config.FeatureParams, "03_distill": config.DistillParams,
                 "04_evaluate": config.EvalParams}
 
+pytestmark = pytest.mark.slow  # trains models or runs notebooks
+
+
 
 def run_notebook(name: str, out: Path, outputs: Path, **parameters) -> nbformat.NotebookNode:
     """Execute a notebook as `papermill <nb> <out> -f params/smoke.yaml -p outputs <tmp> ...` would."""

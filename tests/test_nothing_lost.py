@@ -71,6 +71,7 @@ def test_a_run_name_that_would_leave_its_folder_is_refused_before_anything_is_to
     assert (outputs / "teacher.pt").read_text() == "the user's" and (outputs / "runs" / "kept").is_dir()
 
 
+@pytest.mark.slow
 def test_papermill_passing_run_dotdot_is_refused_too(tmp_path, capsys):
     from distil.run_notebook import main
 
@@ -85,6 +86,7 @@ def test_papermill_passing_run_dotdot_is_refused_too(tmp_path, capsys):
 
 
 # --- 2. a folder without last.pt is not deleted ------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_finished_run_whose_last_pt_was_removed_is_still_finished_and_reused(tiny_data, tmp_path):
     params = baseline(tiny_data, tmp_path, epochs=1)
     run = distil.train(params)
@@ -95,6 +97,7 @@ def test_a_finished_run_whose_last_pt_was_removed_is_still_finished_and_reused(t
     assert (run / "manifest.json").exists() and (run / "results.csv").exists()
 
 
+@pytest.mark.slow
 def test_a_kill_inside_resume_from_best_leaves_a_run_that_resumes_again(tiny_data, tmp_path, faults):
     from .test_first_hour import interrupted_run
 
@@ -110,6 +113,7 @@ def test_a_kill_inside_resume_from_best_leaves_a_run_that_resumes_again(tiny_dat
     assert list(read_results(run)["epoch"]) == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_rebuild_moves_the_old_run_to_the_trash_instead_of_deleting_it(tiny_data, tmp_path):
     params = baseline(tiny_data, tmp_path, epochs=1)
     run = distil.train(params)
@@ -120,6 +124,7 @@ def test_rebuild_moves_the_old_run_to_the_trash_instead_of_deleting_it(tiny_data
 
 
 # --- 3. one trainer per run folder --------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_second_training_of_the_same_run_is_refused_and_told_who_holds_it(tiny_data, tmp_path):
     params = baseline(tiny_data, tmp_path, epochs=1)
     run_dir = tmp_path / "runs" / "first-baseline"
@@ -157,6 +162,7 @@ def count_writes(params: dict) -> list[Path]:
     return writes
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("from_the_end", [1, 2, 3, 4, 5, 6])
 def test_a_kill_at_any_of_the_last_writes_leaves_a_run_that_finishes_with_whole_files(tiny_data, tmp_path, faults,
                                                                                    from_the_end):
@@ -182,6 +188,7 @@ def test_a_kill_at_any_of_the_last_writes_leaves_a_run_that_finishes_with_whole_
 
 
 # --- 5. records and copies written whole -----------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_kill_while_the_teacher_is_copied_in_leaves_no_empty_teacher(tmp_path, faults, rtdetr_teacher):
     import shutil
 
@@ -198,6 +205,7 @@ def test_a_kill_while_the_teacher_is_copied_in_leaves_no_empty_teacher(tmp_path,
     assert params.teacher_path.read_bytes() == (tmp_path / "t.pt").read_bytes()
 
 
+@pytest.mark.slow
 def test_a_failed_rerun_of_a_notebook_keeps_the_good_executed_one(tmp_path):
     from distil.run_notebook import NotebookFailed, run
 
@@ -231,6 +239,7 @@ def hostile_checkpoint(tmp_path: Path, rtdetr_teacher: Path) -> tuple[Path, Path
     return path, marker
 
 
+@pytest.mark.slow
 def test_a_checkpoint_carrying_a_payload_is_refused_before_the_payload_runs(tmp_path, rtdetr_teacher, tiny_data):
     path, marker = hostile_checkpoint(tmp_path, rtdetr_teacher)
     with pytest.raises(UnsafeCheckpointError, match="hostile.pt holds objects other .* DISTIL_TRUST_CHECKPOINTS=1"):

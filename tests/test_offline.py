@@ -8,6 +8,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 GUARDED_RUN = textwrap.dedent("""
     import json, socket, sys
     attempts = []
@@ -41,6 +43,7 @@ GUARDED_RUN = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_training_validation_and_prediction_make_no_network_attempt(tiny_data, rtdetr_teacher, tmp_path):
     env = {**os.environ, "YOLO_CONFIG_DIR": str(tmp_path / "fresh-config")}  # no fonts there yet
     env.pop("YOLO_OFFLINE", None)
@@ -55,6 +58,7 @@ def test_training_validation_and_prediction_make_no_network_attempt(tiny_data, r
     assert any((tmp_path / "plain").glob("*.png")) or any((tmp_path / "plain").glob("*.jpg"))
 
 
+@pytest.mark.slow
 def test_importing_distil_leaves_the_users_settings_file_as_it_was(tmp_path):
     """Offline switches live in memory: a user's own YOLO_CONFIG_DIR keeps the settings they chose."""
     config = tmp_path / "my-config"

@@ -149,6 +149,7 @@ def test_class_vector_targets_generalise_score_targets(tiny_data):
     assert torch.equal(class_targets("hard", torch.full((n,), 0.3), one_hot), sure)  # hard: the score is ignored
 
 
+@pytest.mark.slow
 def test_the_teacher_runs_on_every_kth_batch_and_the_stored_labels_teach_on_every_one(tiny_data, rtdetr_teacher):
     settings = DistillSettings(distill_model=str(rtdetr_teacher), distill_weight=1.0, distill_det=1.0,
                                distill_det_mode="offline", distill_unlabeled="x", distill_teacher_every=3)
@@ -184,6 +185,7 @@ def test_offline_settings_that_cannot_work_are_refused_with_the_way_out(values, 
         DistillSettings.from_values({"distill_model": "t.pt", **values}, check_teacher=False)
 
 
+@pytest.mark.slow
 def test_labels_made_elsewhere_are_used_as_given_and_refused_when_another_teacher_made_them(
         tiny_data, rtdetr_teacher, tmp_path):
     from ultralytics import YOLO

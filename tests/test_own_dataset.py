@@ -22,6 +22,9 @@ from distil.data.demo import DemoSettings, generate_image
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = ["red apple", "banana", "Cherry", "date palm"]
 
+pytestmark = pytest.mark.slow  # trains models or runs notebooks
+
+
 
 def write_own_dataset(root: Path) -> Path:
     """A small YOLO dataset as a user might have it; returns its data.yaml (relative paths)."""

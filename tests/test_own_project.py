@@ -41,6 +41,7 @@ def broken_data(tiny_data, tmp_path) -> Path:
     return root / "data.yaml"
 
 
+@pytest.mark.slow
 def test_label_errors_are_reported_before_and_after_training_and_recorded(broken_data, tmp_path, caplog):
     from distil.data.label_check import check_labels
 
@@ -65,6 +66,7 @@ def test_strict_labels_refuses_to_train_naming_the_files(broken_data, tmp_path):
     assert not (tmp_path / "runs" / "first-baseline" / "weights").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["online", "offline"])
 def test_a_teacher_that_detects_nothing_on_the_unlabeled_images_is_said_before_training(tiny_data, rtdetr_teacher,
                                                                                      tmp_path, caplog, mode):
@@ -80,6 +82,7 @@ def test_a_teacher_that_detects_nothing_on_the_unlabeled_images_is_said_before_t
     assert any("the teacher detects nothing from score 0.999" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.slow
 def test_a_teacher_below_the_baseline_is_said_before_training(tiny_data, rtdetr_teacher, tmp_path, caplog):
     outputs = tmp_path / "out"
     teacher = outputs / "teacher" / "first" / "teacher.pt"
@@ -94,6 +97,7 @@ def test_a_teacher_below_the_baseline_is_said_before_training(tiny_data, rtdetr_
     assert any("is below the baseline student's (0.500)" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.slow
 def test_training_starts_without_the_settings_line_or_a_line_per_frozen_tensor(tiny_data, tmp_path, caplog):
     with caplog.at_level(logging.INFO):
         distil.train(baseline(tiny_data, tmp_path, epochs=1))

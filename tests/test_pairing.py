@@ -27,6 +27,7 @@ def models():
     ("yolov8s", [15, 18, 21], [128, 256, 512]),
     ("yolov8n", [15, 18, 21], [64, 128, 256]),
 ])
+@pytest.mark.slow
 def test_head_inputs_have_expected_channels_and_strides(models, name, heads, channels):
     model = models[name]
     assert head_inputs(model) == heads

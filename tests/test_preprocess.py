@@ -147,6 +147,7 @@ def test_pipeline_from_dict_keeps_order_and_describes_itself(tmp_path):
 
 @pytest.mark.parametrize("shape, dtype", [((40, 50), np.uint8), ((40, 50, 1), np.uint8), ((40, 50, 4), np.uint8),
                                           ((1, 1, 3), np.uint8), ((3, 2), np.uint8), ((4000, 3000, 3), np.uint8)])
+@pytest.mark.slow
 def test_inputs_of_every_kind_are_handled(shape, dtype):
     image = np.random.default_rng(0).integers(0, 256, shape).astype(dtype)
     out = enhance(image)

@@ -24,6 +24,9 @@ from .conftest import distill_overrides
 SETTINGS = {"distill_loss": "cwd", "distill_mask": "gt", "distill_loss_args": {"tau": 2.0}, "distill_weight": 0.5,
             "distill_teacher_layers": [24, 27], "distill_student_layers": [18, 21]}
 
+pytestmark = pytest.mark.slow  # trains models or runs notebooks
+
+
 
 class Crash(Exception):
     """Stands for a killed process."""

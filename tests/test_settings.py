@@ -51,6 +51,7 @@ def test_every_key_of_every_params_file_is_known():
         assert not unknown, f"{path}: {unknown}"
 
 
+@pytest.mark.slow
 def test_an_ultralytics_key_in_a_params_file_reaches_training_with_no_code_change(tiny_data, tmp_path):
     params = {"name": "keys", "data": str(tiny_data), "teacher": "none", "student": "yolov8n.yaml", "epochs": 1,
               "imgsz": 64, "batch": 8, "device": "cpu", "outputs": str(tmp_path), "plots": False,

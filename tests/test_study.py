@@ -51,6 +51,7 @@ def test_arms_change_only_what_teaches():
     assert {k for k in every4 if every4[k] != every1[k]} == {"distill_teacher_every", "run"}
 
 
+@pytest.mark.slow
 def test_an_arm_file_is_a_params_file_whose_bases_resolve_to_what_the_study_trains():
     """Each arm can be run on its own (distil run 03_distill -f params/study/<arm>.yaml): its bases resolve to the
     params the study trains it with, seed and run name aside."""
@@ -177,6 +178,7 @@ def test_the_evaluation_adds_the_oracle_once_the_study_trained_it_on_the_same_st
         EvalParams.load("params/demo.yaml", oracle_run="missing", **overrides)
 
 
+@pytest.mark.slow
 def test_the_gpu_demo_script_trains_the_teacher_then_both_students_and_merges_their_rows(tmp_path):
     """benchmarks/gpu_demo.sh end to end on tiny settings (CPU, 64 px, a second or two per training run)."""
     tiny = {**yaml.safe_load((ROOT / "params" / "demo-gpu.yaml").read_text()), "outputs": str(tmp_path / "out"),

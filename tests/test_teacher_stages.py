@@ -17,6 +17,9 @@ TINY = {"teacher_model": "rtdetr-demo.yaml", "teacher_encoder_epochs": 1, "teach
         "demo_val": 2, "demo_test": 0, "demo_imgsz": 64, "teacher_train": 6, "imgsz": 64, "batch": 4,
         "device": "cpu", "plots": False}
 
+pytestmark = pytest.mark.slow  # trains models or runs notebooks
+
+
 
 def weights(checkpoint) -> dict[str, torch.Tensor]:
     """The trained parameters (not the batch-norm statistics, which move in train mode even where frozen)."""

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
 import distil
+
+pytestmark = pytest.mark.slow  # trains models or runs notebooks
+
 
 
 def test_yolo_teacher_distills_into_a_smaller_yolo(tiny_data, yolo_teacher, tmp_path):

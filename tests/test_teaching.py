@@ -47,6 +47,7 @@ def student(nc: int = len(NAMES)) -> DetectionModel:
 
 
 # --- unlabeled images never act as background ----------------------------------------------------------
+@pytest.mark.slow
 def test_ground_truth_loss_is_the_same_with_and_without_unlabeled_images(tiny_data, rtdetr_teacher):
     labeled = real_batch(tiny_data, "train")
     unlabeled = real_batch(tiny_data, "val", seed=1)  # any images; their labels are not passed on
@@ -213,8 +214,11 @@ def test_response_loss_scales_class_targets_by_the_teachers_score(tiny_data):
     sure = ResponseLoss(model.criterion)(preds, full)
     ground_truth = model.criterion.get_assigned_targets_and_loss(preds, batch)[1]
     assert torch.allclose(sure, ground_truth, rtol=1e-5)  # score 1: exactly Ultralytics' own loss
+    bce, targets = model.criterion.bce, []
+    model.criterion.bce = lambda logits, target: (targets.append(target.detach()), bce(logits, target))[1]
+    ResponseLoss(model.criterion)(preds, full)
     unsure = ResponseLoss(model.criterion)(preds, Detections(full.batch_idx, full.cls, full.bboxes, full.scores * 0.3))
-    assert not torch.allclose(unsure[1], sure[1])  # the class targets follow the score
+    assert (targets[0] > 0).any() and torch.allclose(targets[1], 0.3 * targets[0])  # the class targets follow the score
     # box and DFL terms are means weighted by the class targets: a common scale changes them only where the
     # targets' sum falls below 1 (Ultralytics clamps it there), and then only downwards
     assert unsure[0] <= sure[0] * (1 + 1e-5) and unsure[2] <= sure[2] * (1 + 1e-5)
@@ -268,6 +272,7 @@ def test_schedule_ramps_up_over_the_warmup_and_stops_for_the_last_epochs():
     assert distill_factor(0, 10) == 1.0 and distill_factor(9.9, 10) == 1.0
 
 
+@pytest.mark.slow
 def test_no_teacher_runs_and_no_unlabeled_image_is_drawn_while_the_schedule_is_off(tiny_data, rtdetr_teacher,
                                                                                  tmp_path):
     """Also: the unlabeled images go through the same enhancement as the labeled ones."""
@@ -298,6 +303,7 @@ def test_no_teacher_runs_and_no_unlabeled_image_is_drawn_while_the_schedule_is_o
     assert results["train/det_loss"].tolist()[0] > 0
 
 
+@pytest.mark.slow
 def test_offline_the_teacher_labels_the_unlabeled_images_once_and_the_labels_are_reused(tiny_data, rtdetr_teacher,
                                                                                           tmp_path):
     from ultralytics import YOLO
@@ -341,6 +347,7 @@ def test_offline_the_teacher_labels_the_unlabeled_images_once_and_the_labels_are
     assert not list((tmp_path / "offline-a" / "weights").glob("adapters_*.pt"))  # untaught adapters are not saved
 
 
+@pytest.mark.slow
 def test_offline_labels_and_features_teach_together_on_the_unlabeled_images(tiny_data, rtdetr_teacher, tmp_path):
     """The study's u-cwd-teacher+det-offline: the teacher's features are read on every batch (labeled and
     unlabeled), its detections come from the offline labels, and both terms are trained."""
@@ -393,6 +400,7 @@ def test_a_run_without_a_feature_term_is_drawn_as_the_path_of_the_teachers_detec
 
 
 # --- how the teacher runs -------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_the_teacher_made_ready_for_inference_says_what_it_said_and_bf16_nearly_so(tiny_data, rtdetr_teacher):
     images = real_batch(tiny_data, "val")["img"]
     layers = [21, 24, 27]
@@ -412,6 +420,7 @@ def test_the_teacher_made_ready_for_inference_says_what_it_said_and_bf16_nearly_
         assert low.dtype == torch.float32 and 1e-5 < error < 0.05, error  # it ran in bf16, and came back close
 
 
+@pytest.mark.slow
 def test_the_teacher_runs_in_bf16_only_under_amp_on_a_cpu_with_bf16_instructions(rtdetr_teacher):
     settings = DistillSettings(distill_model=str(rtdetr_teacher), distill_det=1.0)
     with_amp = FeatureDistillationModel(load_teacher(rtdetr_teacher), student(), settings, imgsz=64)

@@ -9,6 +9,7 @@ import sys
 import textwrap
 
 import pandas as pd
+import pytest
 import torch
 from ultralytics.nn.tasks import DetectionModel
 
@@ -79,6 +80,7 @@ def test_distill_record_and_adapters_beside_weights(distilled_run):
     assert adapters["state_dict"]["2.weight"].shape == (64, 256, 1, 1)
 
 
+@pytest.mark.slow
 def test_best_and_last_are_plain_yolo_loadable_without_distil(distilled_run, tiny_data):
     expected = sum(p.numel() for p in DetectionModel("yolov8n.yaml", nc=len(CLASS_NAMES), verbose=False).parameters())
     image = next((tiny_data.parent / "images" / "val").glob("*.jpg"))
@@ -100,6 +102,7 @@ def test_best_and_last_are_plain_yolo_loadable_without_distil(distilled_run, tin
     assert [(name, int(count)) for name, count, _ in lines] == [("best.pt", expected), ("last.pt", expected)]
 
 
+@pytest.mark.slow
 def test_ultralytics_takes_every_core_unless_omp_num_threads_says_otherwise():
     """Importing Ultralytics set OMP_NUM_THREADS=1 and its device selection (every trainer, validator, predictor)
     left a core free: the demo's student and its teacher's labeling ran on one core of two, and notebook kernels

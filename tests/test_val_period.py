@@ -13,6 +13,9 @@ from .test_first_hour import baseline, interrupted_run
 
 MAP = "metrics/mAP50-95(B)"
 
+pytestmark = pytest.mark.slow  # trains models or runs notebooks
+
+
 
 @pytest.fixture
 def saved_epochs(monkeypatch) -> list[int]:
