@@ -17,15 +17,22 @@ PACKAGES = ("distil", "ultralytics", "torch", "torchvision", "opencv-python", "n
 
 
 def git_commit(root: Path) -> str | None:
-    """The commit of the checkout at ``root`` (with ``+dirty`` if files changed), or None."""
+    """The commit of the checkout at ``root`` (with ``+dirty`` if tracked files changed), or None.
+
+    Ultralytics' ``GitRepo`` reads the commit from the repository's files; whether files changed since (which
+    decides whether the run can be reproduced from the commit) needs git itself, and is left out without it.
+    """
+    from ultralytics.utils.git import GitRepo
+
+    commit = GitRepo(Path(root)).commit
+    if commit is None:
+        return None
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
                                capture_output=True, text=True, timeout=10).stdout.strip()
-        return commit + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
-        return None
+        return commit
+    return commit + ("+dirty" if dirty else "")
 
 
 def package_versions() -> dict[str, str | None]:

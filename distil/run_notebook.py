@@ -15,7 +15,6 @@ notebook keeps it.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import re
 import sys
@@ -82,6 +81,13 @@ class NotebookFailed(RuntimeError):
         return "\n".join(lines)
 
 
+def notebook_values(params_class: type[Params], values: dict) -> dict:
+    """The keys of ``values`` the notebook of ``params_class`` reads (its own, their older names, and the Ultralytics
+    training keys it passes on to training), and the keys no notebook knows (typos: the notebook names them)."""
+    return {k: v for k, v in values.items() if params_class.takes(k) or k in ALIASES or k in TAU_ALIASES
+            or k not in Params.known_keys()}
+
+
 def run(name: str, output: str | None, params_file: str | None, overrides: dict) -> Path:
     """Execute ``notebooks/<name>.ipynb`` with the keys it takes; returns the executed notebook's path.
 
@@ -98,9 +104,7 @@ def run(name: str, output: str | None, params_file: str | None, overrides: dict)
     values = read_params_file(resolve_path(params_file)) if params_file else {}
     values.update(overrides)
     params_class = params_class_of(nbformat.read(notebook, as_version=4))
-    own = {f.name for f in dataclasses.fields(params_class)} | set(ALIASES) | set(TAU_ALIASES)
-    elsewhere = set(Params.known_keys())
-    passed = {k: v for k, v in values.items() if k in own or k not in elsewhere}  # typos go through, to be named
+    passed = notebook_values(params_class, values)
     outputs = resolve_path(values.get("outputs", "outputs"))
     out = resolve_path(output) if output else outputs / "notebooks" / str(values.get("name", "demo")) / notebook.name
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,9 @@
 """Finished runs shipped in the repository (``make baseline``), copied in instead of trained (``run_cache``).
 
-The demo's converged baseline takes about 80 minutes on 2 CPU cores, as long as the rest of ``make demo``.
-Like the teacher, it is trained once (``make baseline``), shipped with its records (``assets/demo-baseline``:
-``best.pt``, ``results.csv``, ``args.yaml``, and ``manifest.json`` with the params it was made with) and
-copied into ``outputs/runs`` by a run of the same params instead of being trained again.
+The demo's converged baseline takes longer to train than the rest of ``make demo`` (docs/demo.md). Like the
+teacher, it is trained once (``make baseline``), shipped with its records (``assets/demo-baseline``: ``best.pt``,
+``results.csv``, ``args.yaml``, and ``manifest.json`` with the params it was made with) and copied into
+``outputs/runs`` by a run of the same params instead of being trained again.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ stages:
    from are exactly the ones stage 1 made;
 3. **refine** (``teacher_refine_epochs``, optional): the decoder again, from stage 2's best, at a lower
    learning rate. On the demo the decoder's validation mAP still moved by 0.01-0.02 from epoch to epoch at
-   the end of stage 2; a lower rate settles it higher. ``python -m distil.teacher_training refine`` adds this
+   the end of stage 2; a lower rate settles it higher. ``distil teacher refine -f params.yaml`` adds this
    stage to a teacher made without it, without training stages 1 and 2 again.
 
 The result is cached: a teacher checkpoint that exists is reused unless ``rebuild`` is set, and
@@ -196,7 +196,7 @@ def check_same_teacher(recorded: dict, params: TeacherParams, where: Path) -> No
         refine_only = set(differing) <= set(REFINE_KEYS) and not recorded["teacher_refine_epochs"]
         raise ParamsError(f"{where} holds a teacher trained with other params ({changes}): set rebuild: true to train "
                           "it again with these, or name: <new name> to keep both"
-                          + ("; or add only its refine stage: python -m distil.teacher_training refine <params.yaml>"
+                          + ("; or add only its refine stage: distil teacher refine -f <params.yaml>"
                              if refine_only else ""))
 
 

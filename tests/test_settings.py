@@ -14,6 +14,8 @@ import distil
 from distil.defaults import distil_keys, key, settings_page, ultralytics_keys
 from distil.engine.settings import SETTINGS
 from distil.params import NOTEBOOK_PARAMS, ParamsError
+from distil.params_files import read_params_file
+from distil.run_notebook import notebook_values
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,6 +68,18 @@ def test_an_ultralytics_key_in_a_params_file_reaches_training_with_no_code_chang
         distil.DistillParams.load({**params, "cos_lrr": True})
     with pytest.raises(ParamsError, match="lrf"):  # Ultralytics' own check, before any data is read
         distil.DistillParams.load({**params, "lrf": "fast"})
+
+
+def test_distil_run_hands_each_notebook_its_keys_and_03_distill_the_ultralytics_training_keys():
+    """distil run / distil demo pass a notebook only what it reads: an Ultralytics key (nbs, close_mosaic) the params
+    file holds must reach 03_distill, which passes it to training, or the run trains on Ultralytics' default."""
+    values = {**read_params_file(ROOT / "params" / "demo.yaml"), "hours": 0.5, "cos_lrr": True}
+    distill = notebook_values(distil.DistillParams, values)
+    assert distill["nbs"] == 8 and distill["close_mosaic"] == 10 and distill["hours"] == 0.5
+    assert distill["distill_teacher_every"] == 4 and "teacher_epochs" not in distill
+    assert distill["cos_lrr"] is True  # a typo goes through, for the notebook to name it
+    teacher = notebook_values(distil.TeacherParams, values)
+    assert "nbs" not in teacher and "distill_loss" not in teacher and teacher["teacher_epochs"] == 20
 
 
 def test_hours_is_read_as_ultralytics_time_with_one_line():

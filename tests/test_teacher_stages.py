@@ -52,7 +52,7 @@ def test_a_teacher_made_without_the_refine_stage_gets_it_in_place_and_is_then_th
         refine(two_stages)
     three_stages = distil.TeacherParams.load({**two_stages.as_dict(), "teacher_refine_epochs": 1})
     with pytest.raises(ParamsError, match=r"\(teacher_refine_epochs: 0 -> 1\).*or add only its refine stage: "
-                                          "python -m distil.teacher_training refine"):
+                                          "distil teacher refine -f"):
         distil.prepare_teacher(three_stages)  # the two-stage teacher is not taken for the refined one
     encoder_time = json.loads((two_stages.teacher_dir / "teacher.json").read_text())["stages"][0]["wall_time_s"]
 

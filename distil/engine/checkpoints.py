@@ -27,7 +27,7 @@ def distil_classes() -> list[type]:
     from distil.engine import adapter, hooks, losses, model, pairing, settings, teacher_signals
 
     classes = [model.FeatureDistillationModel, adapter.FeatureAdapter, settings.DistillSettings, pairing.LevelPair,
-               hooks.LayerInfo, hooks.FeatureTap, hooks.CaptureHook, teacher_signals.TeacherReader,
+               hooks.LayerInfo, hooks.FeatureTap, hooks.FeatureHook, teacher_signals.TeacherReader,
                *losses.LOSSES.values()]
     return [c for c in classes if isinstance(c, type)]
 
@@ -39,6 +39,9 @@ def allow_distil_classes(aliases: dict[str, str] | None = None) -> None:
     entries: list = list(classes)
     for old, new in (aliases or {}).items():
         entries += [(c, f"{old}.{c.__name__}") for c in classes if c.__module__ == new]
+    from distil.engine.hooks import FeatureHook  # distil's own capture hook, before Ultralytics shipped this one
+    entries += [(FeatureHook, f"{old}.CaptureHook") for old in ("distil.engine.hooks", *(aliases or {}))
+                if old.endswith("hooks")]
     torch.serialization.add_safe_globals(entries)
 
 

@@ -14,17 +14,9 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from ultralytics.nn.distill_model import FeatureHook  # stores a layer's output in a shared dict; picklable
 
-
-class CaptureHook:
-    """Forward hook that stores a layer's output in a shared dict; picklable, so models deep-copy."""
-
-    def __init__(self, store: dict[int, torch.Tensor], key: int) -> None:
-        self.store = store
-        self.key = key
-
-    def __call__(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        self.store[self.key] = output
+CaptureHook = FeatureHook  # the name checkpoints of earlier versions pickled their hooks under
 
 
 class FeatureTap:
@@ -52,9 +44,9 @@ class FeatureTap:
         for index in self.indices:
             layer = model.model[index]
             for handle_id, hook in list(layer._forward_hooks.items()):
-                if isinstance(hook, CaptureHook):
+                if isinstance(hook, FeatureHook):
                     del layer._forward_hooks[handle_id]
-            self._handles.append(layer.register_forward_hook(CaptureHook(self.features, index)))
+            self._handles.append(layer.register_forward_hook(FeatureHook(self.features, index)))
         return self
 
     def remove(self) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import yaml
+from ultralytics.data.utils import check_det_dataset
 from ultralytics.nn.tasks import RTDETRDetectionModel
 from ultralytics.utils.torch_utils import get_flops, select_device
 
@@ -37,16 +37,11 @@ def timed_forward_ms(models: Mapping[str, torch.nn.Module], imgsz: int, device: 
         return {label: 1000 * seconds for label, seconds in interleaved_medians(calls, reps, device=device).items()}
 
 
-def dataset_names(data: str | Path) -> dict[int, str]:
-    names = yaml.safe_load(Path(data).read_text())["names"]
-    return dict(enumerate(names)) if isinstance(names, list) else {int(k): v for k, v in names.items()}
-
-
 def validate_one(path: Path, data: Path, imgsz: int, batch: int, device: str | None, enhance: str,
                  split: str = "val"):
     """Ultralytics validation of one checkpoint; None when its classes are not the dataset's."""
     wrapper = detector(path)
-    if dict(wrapper.names) != dataset_names(data):
+    if dict(wrapper.names) != check_det_dataset(str(data))["names"]:  # the names as Ultralytics reads them
         return wrapper, None
     is_rtdetr = isinstance(wrapper.model, RTDETRDetectionModel)
     validator = EnhancedRTDETRValidator if is_rtdetr else EnhancedDetectionValidator

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from torchvision.ops import box_iou
 from ultralytics import YOLO
 
 
@@ -34,17 +35,13 @@ class Parity:
         return self.unmatched == 0 and self.max_box_px <= box_px and self.max_score <= score
 
 
-def pairwise_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in ``a`` (N, 4) with every box in ``b`` (M, 4), both x1y1x2y2."""
-    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
-    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(bottom_right - top_left, 0, None).prod(2)
-    area = lambda boxes: (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None, :] - inter + 1e-9)
-
-
 def match_pairs(iou: np.ndarray, threshold: float = 0.5) -> list[tuple[int, int]]:
-    """Greedy one-to-one matching, highest IoU first, of pairs above ``threshold``."""
+    """Greedy one-to-one matching, highest IoU first, of pairs above ``threshold``.
+
+    Ultralytics' ``match_predictions`` marks hits per IoU threshold but does not return the pairs, which the box and
+    score differences need; scipy's assignment would be a dependency for what the greedy pass does on near-identical
+    detections.
+    """
     pairs, used_a, used_b = [], set(), set()
     for i, j in sorted(zip(*np.nonzero(iou > threshold)), key=lambda ij: -iou[ij]):
         if i not in used_a and j not in used_b:
@@ -68,7 +65,7 @@ def compare_detections(reference, candidate, images: Sequence, imgsz: int, conf:
         b = candidate.predict(image, imgsz=imgsz, conf=conf, device=device, verbose=False)[0].boxes
         boxes_a, boxes_b = a.xyxy.cpu().numpy(), b.xyxy.cpu().numpy()
         scores_a, scores_b = a.conf.cpu().numpy(), b.conf.cpu().numpy()
-        iou = pairwise_iou(boxes_a, boxes_b) if len(boxes_a) and len(boxes_b) else np.zeros((len(a), len(b)))
+        iou = box_iou(a.xyxy.cpu(), b.xyxy.cpu()).numpy()
         iou[a.cls.cpu().numpy()[:, None] != b.cls.cpu().numpy()[None, :]] = 0
         pairs = match_pairs(iou)
         for i, j in pairs:
