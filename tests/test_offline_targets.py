@@ -21,7 +21,7 @@ from distil.engine.response import ResponseLoss
 from distil.engine.teacher_signals import Detections
 from distil.engine.unlabeled import UnlabeledDataset, append_images
 
-from .test_teaching import real_batch, student
+from .test_teaching import real_batch, student, student_on_a_batch
 
 NC = len(CLASS_NAMES)
 BOXES_PER_IMAGE = 3
@@ -120,12 +120,7 @@ def test_the_scores_and_class_vectors_reach_the_response_loss_as_stored(tiny_dat
 
 
 def test_class_vector_targets_generalise_score_targets(tiny_data):
-    torch.manual_seed(0)
-    model = student()
-    batch = real_batch(tiny_data, "train")
-    model.train()
-    preds = model(batch["img"])
-    model.loss(batch, preds)  # builds the criterion
+    model, batch, preds = student_on_a_batch(tiny_data)
     n = len(batch["cls"])
     cls = batch["cls"].view(-1)
     one_hot = torch.nn.functional.one_hot(cls.long(), NC).float()

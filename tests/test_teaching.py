@@ -46,6 +46,17 @@ def student(nc: int = len(NAMES)) -> DetectionModel:
     return model
 
 
+def student_on_a_batch(data_yaml) -> tuple[DetectionModel, dict, list]:
+    """A seeded student in training mode, a real batch, its predictions, and its criterion built by one loss."""
+    torch.manual_seed(0)
+    model = student()
+    batch = real_batch(data_yaml, "train")
+    model.train()
+    preds = model(batch["img"])
+    model.loss(batch, preds)  # builds the criterion
+    return model, batch, preds
+
+
 # --- unlabeled images never act as background ----------------------------------------------------------
 @pytest.mark.slow
 def test_ground_truth_loss_is_the_same_with_and_without_unlabeled_images(tiny_data, rtdetr_teacher):
@@ -203,12 +214,7 @@ def test_a_yolo_teachers_boxes_go_through_nms_and_into_the_batch_frame(yolo_teac
 
 
 def test_response_loss_scales_class_targets_by_the_teachers_score(tiny_data):
-    torch.manual_seed(0)
-    model = student()
-    batch = real_batch(tiny_data, "train")
-    model.train()
-    preds = model(batch["img"])
-    model.loss(batch, preds)  # builds the criterion
+    model, batch, preds = student_on_a_batch(tiny_data)
     full = Detections(batch["batch_idx"].view(-1), batch["cls"].view(-1), batch["bboxes"],
                       torch.ones(len(batch["cls"])))
     sure = ResponseLoss(model.criterion)(preds, full)
