@@ -39,7 +39,6 @@ import torch
 import distil
 from distil.engine.labeling import LabelSettings, LabelStore, ShardLabels, image_list
 from distil.engine.trainer import training_imgsz
-from distil.eval.comparison import dataset_names
 from distil.eval.figures import read_results, training_seconds
 from distil.params import DistillParams
 from distil.params_files import BASE_KEY, load_yaml_text, read_params_file
@@ -128,8 +127,10 @@ def true_labels(images: list[str], classes: int) -> ShardLabels:
 
 def oracle_labels(params: DistillParams) -> str:
     """The unlabeled images' true labels, written once as a label folder (``distill_det_labels`` of the oracle)."""
+    from ultralytics.data.utils import check_det_dataset  # after distil's import, which keeps Ultralytics offline
+
     images = image_list(params.unlabeled_source)
-    names = dataset_names(distil.prepare_data(params))
+    names = check_det_dataset(str(distil.prepare_data(params)))["names"]
     folder = params.runs_dir / "oracle-labels" / params.demo_data_dir().name
     settings = LabelSettings("ground truth", "", training_imgsz(params.imgsz), 1.0, False, names, made_by="labels")
     store = LabelStore.create(folder, settings, images)
