@@ -46,6 +46,21 @@ def baseline_file(params_file: Path) -> Path:
     return path
 
 
+def baseline_params(params_file: Path, given: Path | None = None) -> Path:
+    """The baseline's params file: ``given``, or `baseline_file` (written when missing) where none is given or the
+    one given is that default (``make demo`` always names it).
+
+    Raises:
+        ParamsError: Another file was given and does not exist.
+    """
+    if given is None or Path(given).resolve() == params_file.with_name(f"{params_file.stem}-baseline.yaml").resolve():
+        return baseline_file(params_file)
+    if not Path(given).exists():
+        raise ParamsError(f"the baseline's params {given} do not exist: give --baseline <file>, or leave it out "
+                          f"to have {params_file.stem}-baseline.yaml written beside {params_file.name}")
+    return Path(given)
+
+
 def needs_training(params_file: Path, overrides: dict) -> bool:
     """Whether the run of these params has to be trained (it is not there finished, nor shipped to copy in)."""
     params = DistillParams.load(params_file, **overrides)
@@ -77,10 +92,7 @@ def run_series(params_file: Path, overrides: dict, baseline: Path | None = None,
     from distil.run_notebook import NotebookFailed, run
 
     series = SeriesKeys.load(params_file, **{k: v for k, v in overrides.items() if SeriesKeys.takes(k)})
-    baseline = baseline or baseline_file(params_file)
-    if not baseline.exists():
-        raise ParamsError(f"the baseline's params {baseline} do not exist: give --baseline <file>, or leave it out "
-                          "to have params/<name>-baseline.yaml written")
+    baseline = baseline_params(params_file, baseline)
     folder = series.outputs_dir / "notebooks" / series.name
     try:
         for name in BEFORE:

@@ -143,3 +143,19 @@ def test_nothing_is_written_outside_outputs_and_make_has_one_name():
     commands = subprocess.run(["make", "-n", "demo", "PARAMS=params/custom.yaml", "ARGS=-p rebuild true"], cwd=ROOT,
                               capture_output=True, text=True, check=True).stdout
     assert "--baseline params/custom-baseline.yaml -p rebuild true" in commands
+
+
+def test_make_demo_on_a_new_params_file_writes_its_baseline_instead_of_stopping(tmp_path, monkeypatch):
+    """make demo PARAMS=params/mydata.yaml names params/mydata-baseline.yaml, which a new user does not have yet:
+    it is written (the student alone on twice the epochs), not refused; another missing file is refused."""
+    from distil.params import ParamsError
+    from distil.series import baseline_params
+
+    mine = tmp_path / "mydata.yaml"
+    mine.write_text("name: mydata\nepochs: 30\nteacher: none\n")
+    monkeypatch.chdir(tmp_path)
+    written = baseline_params(Path("mydata.yaml"), Path("mydata-baseline.yaml"))
+    assert written.name == "mydata-baseline.yaml"
+    assert yaml.safe_load(written.read_text()).items() >= {"teacher": "none", "epochs": 60, "patience": 100}.items()
+    with pytest.raises(ParamsError, match="other-baseline.yaml do not exist"):
+        baseline_params(mine, tmp_path / "other-baseline.yaml")
