@@ -119,10 +119,12 @@ def test_ctrl_c_says_how_to_go_on(monkeypatch, capsys):
 
 
 def test_an_empty_gap_is_explained_and_an_unreadable_image_is_not_replaced_by_a_sample(tmp_path):
-    from distil.eval.comparison import gap_note
+    from distil.eval.comparison import gap_closed, gap_note
 
     table = pd.DataFrame({"mAP50-95": [0.40, 0.45, 0.46]}, index=["teacher", "baseline", "distilled"])
     assert "the teacher (0.400 mAP50-95) is not better than the baseline (0.450)" in gap_note(table)
+    assert gap_closed(table, "teacher", "baseline").isna().all()  # the table's column empty, as the note says
+    assert gap_closed(table.assign(**{"mAP50-95": [0.6, 0.45, 0.5]}), "teacher", "baseline")["distilled"] > 0.3
     assert gap_note(table.assign(**{"mAP50-95": [0.6, 0.45, 0.5]})) is None
     (tmp_path / "broken.jpg").write_text("no")
     import cv2

@@ -156,12 +156,13 @@ def gap_note(table: pd.DataFrame, teacher: str = "teacher", baseline: str = "bas
 
 
 def gap_closed(table: pd.DataFrame, teacher: str, baseline: str, metric: str = "mAP50-95") -> pd.Series:
-    """``(student - baseline) / (teacher - baseline)`` per student row; NaN elsewhere or without a gap."""
+    """``(student - baseline) / (teacher - baseline)`` per student row; NaN elsewhere or without a gap (a teacher not
+    better than the baseline: `gap_note` says why)."""
     result = pd.Series(math.nan, index=table.index)
     if teacher not in table.index or baseline not in table.index:
         return result
     gap = table.loc[teacher, metric] - table.loc[baseline, metric]
-    if not np.isfinite(gap) or abs(gap) < 1e-9:
+    if not np.isfinite(gap) or gap <= 1e-9:
         return result
     for label in table.index:
         if label not in {teacher, baseline}:
