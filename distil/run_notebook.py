@@ -84,8 +84,9 @@ class NotebookFailed(RuntimeError):
 def notebook_values(params_class: type[Params], values: dict) -> dict:
     """The keys of ``values`` the notebook of ``params_class`` reads (its own, their older names, and the Ultralytics
     training keys it passes on to training), and the keys no notebook knows (typos: the notebook names them)."""
+    known = Params.known_keys()
     return {k: v for k, v in values.items() if params_class.takes(k) or k in ALIASES or k in TAU_ALIASES
-            or k not in Params.known_keys()}
+            or k not in known}
 
 
 def run(name: str, output: str | None, params_file: str | None, overrides: dict) -> Path:

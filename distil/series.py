@@ -29,9 +29,14 @@ BEFORE = ("00_teacher", "01_preprocessing", "02_teacher_features")
 TAIL_LINES = 25
 
 
+def default_baseline(params_file: Path) -> Path:
+    """``params/<x>-baseline.yaml`` beside ``params/<x>.yaml``: where the baseline of a params file is."""
+    return params_file.with_name(f"{params_file.stem}-baseline.yaml")
+
+
 def baseline_file(params_file: Path) -> Path:
-    """``params/<x>-baseline.yaml`` beside ``params/<x>.yaml``, written when missing (its contents said)."""
-    path = params_file.with_name(f"{params_file.stem}-baseline.yaml")
+    """`default_baseline`, written when missing (its contents said)."""
+    path = default_baseline(params_file)
     if not path.exists():
         epochs = int(read_params_file(params_file).get("epochs") or 100)
         try:  # from the project root, as papermill -f reads a base too
@@ -53,11 +58,11 @@ def baseline_params(params_file: Path, given: Path | None = None) -> Path:
     Raises:
         ParamsError: Another file was given and does not exist.
     """
-    if given is None or Path(given).resolve() == params_file.with_name(f"{params_file.stem}-baseline.yaml").resolve():
+    if given is None or Path(given).resolve() == default_baseline(params_file).resolve():
         return baseline_file(params_file)
     if not Path(given).exists():
         raise ParamsError(f"the baseline's params {given} do not exist: give --baseline <file>, or leave it out "
-                          f"to have {params_file.stem}-baseline.yaml written beside {params_file.name}")
+                          f"to have {default_baseline(params_file).name} written beside {params_file.name}")
     return Path(given)
 
 

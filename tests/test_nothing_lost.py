@@ -239,6 +239,28 @@ def hostile_checkpoint(tmp_path: Path, rtdetr_teacher: Path) -> tuple[Path, Path
     return path, marker
 
 
+def test_a_checkpoint_of_an_earlier_version_with_its_capture_hooks_still_loads_safely(tmp_path):
+    """Interrupted runs pickled distil's own capture hook (``distil.engine.hooks.CaptureHook``, and
+    ``distil.hooks.CaptureHook`` before the move); Ultralytics' FeatureHook replaced it, and those files must still
+    load under restricted loading."""
+    import zipfile
+
+    from ultralytics.nn.distill_model import FeatureHook
+
+    torch.save({"hook": FeatureHook({}, 3)}, tmp_path / "new.pt", pickle_protocol=2)
+    for old in ("distil.engine.hooks", "distil.hooks"):
+        path = tmp_path / f"{old}.pt"
+        with zipfile.ZipFile(tmp_path / "new.pt") as source, zipfile.ZipFile(path, "w") as target:
+            for item in source.infolist():
+                data = source.read(item)
+                if item.filename.endswith("data.pkl"):  # the class as the earlier version named it
+                    now, before = b"cultralytics.nn.distill_model\nFeatureHook\n", f"c{old}\nCaptureHook\n".encode()
+                    data = data.replace(now, before)
+                    assert old.encode() in data
+                target.writestr(item, data)
+        assert isinstance(load_checkpoint_dict(path)["hook"], FeatureHook)
+
+
 @pytest.mark.slow
 def test_a_checkpoint_carrying_a_payload_is_refused_before_the_payload_runs(tmp_path, rtdetr_teacher, tiny_data):
     path, marker = hostile_checkpoint(tmp_path, rtdetr_teacher)

@@ -32,6 +32,13 @@ def distil_classes() -> list[type]:
     return [c for c in classes if isinstance(c, type)]
 
 
+def renamed_classes() -> dict[str, type]:
+    """Classes older checkpoints name otherwise: distil's own capture hook, before Ultralytics shipped the same."""
+    from distil.engine.hooks import FeatureHook
+
+    return {"distil.engine.hooks.CaptureHook": FeatureHook}
+
+
 def allow_distil_classes(aliases: dict[str, str] | None = None) -> None:
     """Add distil's checkpoint classes to torch's list of what ``weights_only`` loading may build, also under the
     module paths of older versions (``aliases``: old module -> its module now), which older checkpoints name."""
@@ -39,9 +46,10 @@ def allow_distil_classes(aliases: dict[str, str] | None = None) -> None:
     entries: list = list(classes)
     for old, new in (aliases or {}).items():
         entries += [(c, f"{old}.{c.__name__}") for c in classes if c.__module__ == new]
-    from distil.engine.hooks import FeatureHook  # distil's own capture hook, before Ultralytics shipped this one
-    entries += [(FeatureHook, f"{old}.CaptureHook") for old in ("distil.engine.hooks", *(aliases or {}))
-                if old.endswith("hooks")]
+    for name, cls in renamed_classes().items():  # and under the names older versions gave them
+        module = name.rsplit(".", 1)[0]
+        entries += [(cls, name)] + [(cls, f"{old}.{name.rsplit('.', 1)[1]}") for old, new in (aliases or {}).items()
+                                    if new == module]
     torch.serialization.add_safe_globals(entries)
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from torchvision.ops import box_iou
 from ultralytics import YOLO
 
@@ -65,7 +66,7 @@ def compare_detections(reference, candidate, images: Sequence, imgsz: int, conf:
         b = candidate.predict(image, imgsz=imgsz, conf=conf, device=device, verbose=False)[0].boxes
         boxes_a, boxes_b = a.xyxy.cpu().numpy(), b.xyxy.cpu().numpy()
         scores_a, scores_b = a.conf.cpu().numpy(), b.conf.cpu().numpy()
-        iou = box_iou(a.xyxy.cpu(), b.xyxy.cpu()).numpy()
+        iou = box_iou(torch.from_numpy(boxes_a), torch.from_numpy(boxes_b)).numpy()
         iou[a.cls.cpu().numpy()[:, None] != b.cls.cpu().numpy()[None, :]] = 0
         pairs = match_pairs(iou)
         for i, j in pairs:
