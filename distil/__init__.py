@@ -2,8 +2,8 @@
 
 Layers, each importing only those below it (``tests/test_layers.py`` checks it)::
 
-    experiment layer   params, experiment (train), runs, shipped_runs, teacher_training, manifest, report,
-                       dashboard
+    experiment layer   params, experiment (train), runs, shipped_runs, teacher_training, teacher_stages,
+                       manifest, report, dashboard
     eval/              compare detectors, deployment parity, feature maps, figures, diagram, timing
     engine/            settings, hooks, pairing, adapter, losses, masks, distillation model, trainer, teacher
     enhancement/ data/ image enhancement and enhanced datasets; the demo generator and YOLO readers

@@ -137,8 +137,8 @@ def parser() -> argparse.ArgumentParser:
     series.add_argument("--baseline", help="the baseline's params (default: <params>-baseline.yaml beside them)")
     series.set_defaults(run=demo)
 
-    stage = with_params(commands.add_parser("teacher", help="make the teacher (train), add its refine stage, or "
-                                            "ship it to assets/ with its record"))
+    stage = with_params(commands.add_parser("teacher", help="make the teacher (train), train the stages its params "
+                                            "add to it (refine), or ship it to assets/ with its record"))
     stage.add_argument("action", choices=["train", "refine", "ship"])
     stage.add_argument("destination", nargs="?", help="ship: where to (default assets/<name>-teacher.pt)")
     stage.set_defaults(run=teacher)

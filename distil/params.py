@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 from ultralytics.utils import LOGGER
 
+from distil import teacher_stages as stage_list
 from distil.defaults import distil_keys, key, ultralytics_keys
 from distil.engine.checkpoints import load_model
 from distil.engine.model import check_student
@@ -139,7 +140,8 @@ class Params:
     @classmethod
     def known_keys(cls) -> set[str]:
         """Every key a params file may hold: distil's and Ultralytics', and the older names of both."""
-        return set(distil_keys()) | set(ultralytics_keys()) | set(ALIASES) | set(TAU_ALIASES) | set(RENAMED)
+        return (set(distil_keys()) | set(ultralytics_keys()) | set(ALIASES) | set(TAU_ALIASES) | set(RENAMED)
+                | set(stage_list.LEGACY_KEYS))
 
     @classmethod
     def own_keys(cls) -> set[str]:
@@ -185,6 +187,7 @@ class Params:
         values.update(given)
         written.update({**written_in_source, **written_in_overrides})
         own = cls.own_keys()
+        values = stages_from_legacy_keys(values, say="teacher_stages" in own)
         hints = typing.get_type_hints(cls)
         checked = {k: check_type(written.get(k, k), v, hints[k]) for k, v in values.items() if k in own}
         params = cls(**checked)
@@ -260,6 +263,28 @@ def renamed(values: dict[str, Any]) -> dict[str, Any]:
             LOGGER.info(f"distil: '{old}' is Ultralytics' own '{new}' now ({key(new).help}); {old}: {value} is read "
                         f"as {new}: {value or None}")
             out[new] = value or None
+    return out
+
+
+def stages_from_legacy_keys(values: dict[str, Any], say: bool) -> dict[str, Any]:
+    """The per-stage teacher keys of earlier versions (``teacher_epochs``, ...) as the ``teacher_stages`` they mean,
+    said in one line where ``say`` (the teacher's notebook); other notebooks ignore them, as every teacher key."""
+    legacy = {k: values[k] for k in stage_list.LEGACY_KEYS if k in values}
+    if not legacy:
+        return values
+    out = {k: v for k, v in values.items() if k not in legacy}
+    if not say:
+        return out
+    if out.get("teacher_stages", "auto") != "auto":
+        raise ParamsError(f"parameters {', '.join(legacy)} and teacher_stages say the same (the teacher's stages): "
+                          "give teacher_stages only")
+    try:
+        kind = stage_list.teacher_kind(out.get("teacher_weights", ""), out.get("teacher_model", ""))
+        out["teacher_stages"] = stage_list.stages_from_legacy_keys(legacy, kind)
+    except stage_list.StagesError as error:
+        raise ParamsError(str(error)) from None
+    LOGGER.info(f"distil: {', '.join(legacy)} are one list now, teacher_stages (docs/own-dataset.md); read as "
+                f"teacher_stages: {json.dumps(out['teacher_stages'])}")
     return out
 
 
@@ -500,25 +525,17 @@ class TeacherParams(DeviceKeys, TimeKey, TeacherKey):
     teacher_weights: str = param("teacher_weights")
     teacher_model: str = param("teacher_model")
     teacher_train: int = param("teacher_train")
-    teacher_encoder_epochs: int = param("teacher_encoder_epochs")
-    teacher_epochs: int = param("teacher_epochs")
-    teacher_freeze_encoder: bool = param("teacher_freeze_encoder")
-    teacher_lr0: float = param("teacher_lr0")
-    teacher_refine_epochs: int = param("teacher_refine_epochs")
-    teacher_refine_lr0: float = param("teacher_refine_lr0")
+    teacher_stages: str | list = param("teacher_stages")
     teacher_cache: str = param("teacher_cache")
     teacher_batch: int = param("teacher_batch")
 
     def validate(self) -> None:
         super().validate()
-        for name in ("teacher_train", "teacher_encoder_epochs", "teacher_epochs", "teacher_batch",
-                     "teacher_refine_epochs"):
+        for name in ("teacher_train", "teacher_batch"):
             if getattr(self, name) < 0:
                 raise ParamsError(f"parameter {name}={getattr(self, name)} must be >= 0")
-        if self.teacher_refine_epochs and self.teacher_weights:
-            raise ParamsError(f"teacher_refine_epochs={self.teacher_refine_epochs} refines an RT-DETR trained from "
-                              "scratch (teacher_model); a teacher fine-tuned from teacher_weights trains in one stage: "
-                              "set teacher_refine_epochs: 0 and give teacher_epochs what it needs")
+        if self.teacher_stages != "auto" and not isinstance(self.teacher_stages, list):
+            raise ParamsError(f"parameter teacher_stages={self.teacher_stages!r} must be 'auto' or a list of stages")
         if self.teacher_path.suffix != ".pt":
             raise ParamsError(f"parameter teacher={self.teacher!r} must be 'auto' or the .pt path where the teacher "
                               "is kept")
@@ -534,11 +551,25 @@ class TeacherParams(DeviceKeys, TimeKey, TeacherKey):
                 "a trained detector as it is, teacher_weights: <checkpoint.pt> (with teacher_epochs) to fine-tune one "
                 "on your data, or teacher_model: <model.yaml> (e.g. rtdetr-demo.yaml) to train one from scratch; "
                 "params/custom.yaml shows all three")
-        elif self.teacher_epochs < 1:
-            raise ParamsError(f"teacher_epochs=0 trains nothing, so teacher must be an existing checkpoint; "
-                              f"{self.teacher_path} was not found")
         else:
             self.require_model("teacher_model", "teacher architecture")
+        if not self.stages:
+            raise ParamsError(f"teacher_stages is empty, which trains nothing, so teacher must be an existing "
+                              f"checkpoint; {self.teacher_path} was not found")
+
+    @property
+    def stages(self) -> list[dict[str, Any]]:
+        """The teacher's stages, ``auto`` resolved, checked (`distil.teacher_stages`).
+
+        Raises:
+            ParamsError: They cannot train this teacher.
+        """
+        try:
+            kind = stage_list.teacher_kind(self.teacher_weights, self.teacher_model)
+            stages = stage_list.auto_stages(kind) if self.teacher_stages == "auto" else self.teacher_stages
+            return stage_list.checked_stages(stages, kind, set(ultralytics_keys()))
+        except stage_list.StagesError as error:
+            raise ParamsError(str(error)) from None
 
     @property
     def teacher_dir(self) -> Path:

@@ -2,18 +2,18 @@
 
 Feature distillation reads only the teacher's encoder outputs (the inputs of its decoder), so
 what must be strong is its backbone and hybrid encoder. A DETR-style decoder, with one-to-one
-matching, learns slowly; a dense YOLO head learns fast. Training from scratch therefore goes in
-stages:
+matching, learns slowly; a dense YOLO head learns fast. Training is a list of stages in the params
+(``teacher_stages``, `distil.teacher_stages`), each from the one before; an RT-DETR from scratch goes:
 
-1. **encoder**: the teacher's backbone + encoder with a YOLO ``Detect`` head in place of the
-   RT-DETR decoder (same layer indices), trained with the default YOLO recipe;
-2. **decoder**: the RT-DETR model warm-started from stage 1 (weights matched by layer name),
-   training the decoder on top of the frozen encoder, so the features the student will learn
+1. **encoder** (``head: dense``): the teacher's backbone + encoder with a YOLO ``Detect`` head in place of
+   the RT-DETR decoder (same layer indices), trained with the default YOLO recipe;
+2. **decoder** (``freeze: encoder``): the RT-DETR model warm-started from stage 1 (weights matched by layer
+   name), training the decoder on top of the frozen encoder, so the features the student will learn
    from are exactly the ones stage 1 made;
-3. **refine** (``teacher_refine_epochs``, optional): the decoder again, from stage 2's best, at a lower
-   learning rate. On the demo the decoder's validation mAP still moved by 0.01-0.02 from epoch to epoch at
-   the end of stage 2; a lower rate settles it higher. ``distil teacher refine -f params.yaml`` adds this
-   stage to a teacher made without it, without training stages 1 and 2 again.
+3. **refine** (optional, the demo's): the decoder again, from stage 2's best, at a lower learning rate.
+   On the demo the decoder's validation mAP still moved by 0.01-0.02 from epoch to epoch at the end of
+   stage 2; a lower rate settles it higher. ``distil teacher refine -f params.yaml`` trains the stages a
+   teacher's params add after the ones it was made with, without training those again.
 
 The result is cached: a teacher checkpoint that exists is reused unless ``rebuild`` is set, and
 only a checkpoint this module made (it leaves ``teacher.json`` beside it) is ever replaced. A cached
@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import yaml
@@ -36,7 +37,8 @@ from ultralytics.nn.tasks import yaml_model_load
 from ultralytics.utils import LOGGER
 
 import distil.atomic as atomic
-from distil.engine.teacher import detector, is_rtdetr_yaml
+from distil import teacher_stages as stage_list
+from distil.engine.teacher import detector
 from distil.engine.whole_files import whole_file_trainer
 from distil.eval.figures import read_results, training_seconds
 from distil.experiment import checked_labels, prepare_data
@@ -159,11 +161,9 @@ def encoder_layers(model_yaml: str | Path) -> int:
     return len(cfg["backbone"]) + len(cfg["head"]) - 1
 
 
-# and "batch": the one the teacher trains with (teacher_defining)
+# and "batch" (the one the teacher trains with) and "teacher_stages" (resolved): see teacher_defining
 TEACHER_KEYS = ("data", "imgsz", "seed", "demo_val", "demo_test", "demo_seed", "demo_imgsz", "enhance",
-                "teacher_weights", "teacher_model", "teacher_train", "teacher_encoder_epochs", "teacher_epochs",
-                "teacher_freeze_encoder", "teacher_lr0", "teacher_refine_epochs", "teacher_refine_lr0", "time")
-REFINE_KEYS = ("teacher_refine_epochs", "teacher_refine_lr0")
+                "teacher_weights", "teacher_model", "teacher_train", "time")
 
 
 def training_batch(params: TeacherParams) -> int:
@@ -173,8 +173,19 @@ def training_batch(params: TeacherParams) -> int:
 
 def teacher_defining(params: TeacherParams) -> dict:
     """The params a trained teacher depends on (a teacher made with others is another teacher); ``batch`` is
-    the one it trains with, so a student's batch can change without making the teacher another."""
-    return {"batch": training_batch(params), **{key: getattr(params, key) for key in TEACHER_KEYS}}
+    the one it trains with, so a student's batch can change without making the teacher another; its stages are
+    the ones ``auto`` stands for, so writing them out does not make the teacher another either."""
+    return {"batch": training_batch(params), **{key: getattr(params, key) for key in TEACHER_KEYS},
+            "teacher_stages": params.stages}
+
+
+def recorded_stages(recorded: dict) -> list[dict]:
+    """The stages a teacher's record says it was made with; a record from before the list holds the per-stage keys
+    (`distil.teacher_stages.LEGACY_KEYS`), read as the list they meant."""
+    if "teacher_stages" in recorded:
+        return recorded["teacher_stages"]
+    kind = stage_list.teacher_kind(recorded.get("teacher_weights", ""), recorded.get("teacher_model", ""))
+    return stage_list.stages_from_legacy_keys(recorded, kind)
 
 
 def check_same_teacher(recorded: dict, params: TeacherParams, where: Path) -> None:
@@ -189,15 +200,18 @@ def check_same_teacher(recorded: dict, params: TeacherParams, where: Path) -> No
     defining, defaults = teacher_defining(params), teacher_defining(TeacherParams())
     if "time" not in recorded and "hours" in recorded:  # the record of a teacher made before `hours` was `time`
         recorded = {**recorded, "time": recorded["hours"] or None}
-    recorded = {key: recorded.get(key, defaults[key]) for key in defining}
+    recorded = {**{key: recorded.get(key, defaults[key]) for key in defining},
+                "teacher_stages": recorded_stages(recorded)}
     differing = sorted(k for k, v in defining.items() if recorded[k] != v)
     if differing:
-        changes = ", ".join(f"{k}: {recorded[k]!r} -> {defining[k]!r}" for k in differing)
-        refine_only = set(differing) <= set(REFINE_KEYS) and not recorded["teacher_refine_epochs"]
+        changes = ", ".join(stage_list.changes(recorded[k], defining[k]) if k == "teacher_stages"
+                            else f"{k}: {recorded[k]!r} -> {defining[k]!r}" for k in differing)
+        extendable = differing == ["teacher_stages"] and stage_list.is_prefix(recorded["teacher_stages"],
+                                                                          defining["teacher_stages"])
         raise ParamsError(f"{where} holds a teacher trained with other params ({changes}): set rebuild: true to train "
                           "it again with these, or name: <new name> to keep both"
-                          + ("; or add only its refine stage: distil teacher refine -f <params.yaml>"
-                             if refine_only else ""))
+                          + ("; or train only the stages these params add: distil teacher refine -f <params.yaml>"
+                             if extendable else ""))
 
 
 def prepare_teacher(params: TeacherParams) -> TeacherReport:
@@ -236,92 +250,69 @@ def make_teacher(params: TeacherParams) -> TeacherReport:
     checked_labels(params, data)  # what Ultralytics would drop is said (or refused, with strict_labels) first
     started_before = params.teacher_dir / "params.json"
     if params.rebuild:  # stages of an earlier teacher must not be resumed or reused
-        for stage in ("encoder", "decoder", "refine", "finetune", "direct"):
+        for stage in {"encoder", "decoder", "refine", "finetune", "direct", *(s["name"] for s in params.stages)}:
             set_aside(params.teacher_dir / stage, params.outputs_dir, "rebuild: true trains the teacher again")
     elif started_before.exists():  # an interrupted training: resume it only if it is this teacher
         check_same_teacher(json.loads(started_before.read_text()), params, params.teacher_dir)
     atomic.write_json(params.teacher_dir / "params.json", teacher_defining(params))
 
-    stages: list[Stage] = []
-    if params.teacher_weights:  # fine-tune a given teacher on this dataset
-        weights = resolve_model_file(params.teacher_weights, "teacher_weights")
-        best, stage = train_stage(lambda: detector(weights), "finetune", data, params, params.teacher_epochs,
-                                  lr0=params.teacher_lr0, optimizer="AdamW")
-        stages.append(stage)
-        source = "fine-tuned"
-    elif not is_rtdetr_yaml(yaml_model_load(resolve_model_file(params.teacher_model, "teacher architecture"))):
-        # a YOLO teacher learns fast with its dense head: one stage, Ultralytics' default recipe
-        if params.teacher_refine_epochs:
-            raise ParamsError(f"teacher_refine_epochs={params.teacher_refine_epochs} refines an RT-DETR's decoder; "
-                              f"{params.teacher_model} is a YOLO model, trained in one stage: set "
-                              "teacher_refine_epochs: 0")
-        architecture = resolve_model_file(params.teacher_model, "teacher architecture")
-        best, stage = train_stage(lambda: detector(architecture), "direct", data, params, params.teacher_epochs)
-        stages.append(stage)
-        source = "trained"
-    else:  # an RT-DETR from scratch: dense encoder stage, then the decoder on the frozen encoder
-        architecture = resolve_model_file(params.teacher_model, "teacher architecture")
-        start = None
-        if params.teacher_encoder_epochs:
-            dense = dense_variant(architecture, params.teacher_dir / "encoder.yaml")
-            start, stage = train_stage(lambda: YOLO(str(dense)), "encoder", data, params,
-                                       params.teacher_encoder_epochs)
-            stages.append(stage)
-
-        def decoder_model():
-            model = detector(architecture)
-            if start is not None:
-                model.load(str(start))
-            return model
-
-        frozen = start is not None and params.teacher_freeze_encoder
-        best, stage = train_decoder(decoder_model, "decoder", data, params, params.teacher_epochs,
-                                    params.teacher_lr0, frozen)
-        stages.append(stage)
-        if params.teacher_refine_epochs:
-            best, stage = train_refine(best, data, params, frozen)
-            stages.append(stage)
-        source = "trained"
-
+    best, stages = train_stages(params, params.stages, data)
     atomic.copy_file(best, checkpoint)
-    return finish(params, checkpoint, source, data, stages, started)
+    return finish(params, checkpoint, "fine-tuned" if params.teacher_weights else "trained", data, stages, started)
 
 
-def train_decoder(make_model, name: str, data: Path, params: TeacherParams, epochs: int, lr0: float,
-                  frozen: bool) -> tuple[Path, Stage]:
-    """Train the RT-DETR decoder (the decoder and refine stages), on the frozen encoder where ``frozen``."""
-    freeze = {"freeze": encoder_layers(params.teacher_model)} if frozen else {}
-    # No mosaic here: it shrinks objects four-fold. On the demo, the decoder on the frozen encoder
-    # learned faster without it at lr 1e-3 than with it at 2e-4 (mAP50-95 0.36 against 0.28 in 10 epochs).
-    return train_stage(make_model, name, data, params, epochs, lr0=lr0, optimizer="AdamW", mosaic=0.0, **freeze)
+def train_stages(params: TeacherParams, stages: list[dict], data: Path, start: Path | None = None,
+                 start_is_dense: bool = False) -> tuple[Path, list[Stage]]:
+    """Train ``stages`` in order, each from the best of the one before (the first from ``start``, else from
+    ``teacher_weights`` or ``teacher_model``); the last one's best checkpoint and what each did."""
+    done = []
+    for spec in stages:
+        extra = {k: v for k, v in spec.items() if k not in stage_list.DISTIL_STAGE_KEYS}
+        if spec.get("freeze") is not None:
+            extra["freeze"] = (encoder_layers(params.teacher_model) if spec["freeze"] == stage_list.ENCODER
+                               else spec["freeze"])
+        dense = spec.get("head") == stage_list.DENSE
+        start, stage = train_stage(partial(stage_model, params, spec, start, start_is_dense), spec["name"], data,
+                                   params, spec["epochs"], **extra)
+        start_is_dense = dense
+        done.append(stage)
+    return start, done
 
 
-def train_refine(start: Path, data: Path, params: TeacherParams, frozen: bool) -> tuple[Path, Stage]:
-    """The refine stage: the decoder again from ``start`` (the decoder stage's best), at the lower rate."""
-    return train_decoder(lambda: detector(start), "refine", data, params, params.teacher_refine_epochs,
-                         params.teacher_refine_lr0, frozen)
+def stage_model(params: TeacherParams, spec: dict, start: Path | None, start_is_dense: bool) -> YOLO:
+    """The model a stage starts from: the dense-head variant, the previous stage's best (an RT-DETR warm-started
+    from a dense stage by layer name), or what the params give."""
+    if spec.get("head") == stage_list.DENSE:
+        architecture = resolve_model_file(params.teacher_model, "teacher architecture")
+        return YOLO(str(dense_variant(architecture, params.teacher_dir / f"{spec['name']}.yaml")))
+    if start is None:
+        return detector(resolve_model_file(params.teacher_weights or params.teacher_model,
+                                           "teacher_weights" if params.teacher_weights else "teacher architecture"))
+    if start_is_dense:
+        model = detector(resolve_model_file(params.teacher_model, "teacher architecture"))
+        model.load(str(start))
+        return model
+    return detector(start)
 
 
 def refine(params: TeacherParams) -> TeacherReport:
-    """Add the refine stage to a teacher made with these params but without it, in place.
+    """Train the stages the params add after the ones a teacher was made with, in place.
 
     The teacher is the one 00_teacher made at ``teacher`` or, where there is none, ``teacher_cache`` (a shipped
-    one). Its first two stages are not trained again: the record keeps them, with the new stage after them.
+    one). Its stages are not trained again: the record keeps them, with the new ones after them. This is how the
+    demo's shipped teacher got its refine stage.
 
     Raises:
-        ParamsError: ``teacher_refine_epochs`` is 0, there is no such teacher, it was made with other params, or
-            it is refined already.
+        ParamsError: There is no such teacher, it was made with other params, or the params add no stage to it.
         RunBusyError: Another process is making this teacher.
     """
     with FolderLock(params.teacher_dir).held():
-        return add_refine_stage(params)
+        return add_stages(params)
 
 
-def add_refine_stage(params: TeacherParams) -> TeacherReport:
+def add_stages(params: TeacherParams) -> TeacherReport:
     """`refine`'s work, with the teacher's folder held."""
     started = time.time()
-    if not params.teacher_refine_epochs:
-        raise ParamsError("teacher_refine_epochs is 0: there is no refine stage to add; set it in the params file")
     record = params.teacher_dir / "teacher.json"
     made_here = record.exists() and json.loads(record.read_text()).get("checkpoint") == str(params.teacher_path)
     source = params.teacher_path if made_here else resolve_path(params.teacher_cache) if params.teacher_cache else None
@@ -329,22 +320,23 @@ def add_refine_stage(params: TeacherParams) -> TeacherReport:
         raise ParamsError(f"no teacher to refine: neither one made by 00_teacher at {params.teacher_path} nor a "
                           "teacher_cache; run 00_teacher (make teacher) first")
     recorded = json.loads((record if made_here else source.with_suffix(".json")).read_text())
-    stages = [Stage(**stage) for stage in recorded.get("stages", [])]
-    if [stage.name for stage in stages] != ["encoder", "decoder"]:
-        raise ParamsError(f"{source} was made in stages {[stage.name for stage in stages]}; the refine stage follows "
-                          "an RT-DETR's encoder and decoder stages only, once")
-    unrefined = replace(params, **{key: getattr(TeacherParams(), key) for key in REFINE_KEYS})
-    check_same_teacher(recorded.get("params", {}), unrefined, source)
+    made_with, wanted = recorded_stages(recorded.get("params", {})), params.stages
+    if not stage_list.is_prefix(made_with, wanted):
+        raise ParamsError(f"{source} was made in the stages {stage_list.summary(made_with)}; teacher_stages "
+                          f"({stage_list.summary(wanted)}) add no stage after them: there is nothing to refine "
+                          "(add the stages to teacher_stages, or set rebuild: true to train the teacher again)")
+    check_same_teacher(recorded.get("params", {}), replace(params, teacher_stages=made_with), source)
     manifest = params.teacher_dir / "manifest.json"
     made_on = (json.loads(manifest.read_text()) if made_here and manifest.exists()
                else recorded.get("manifest", {})).get("device", "")
-    stages = [replace(stage, device=stage.device or made_on) for stage in stages]
-    start = params.teacher_dir / "unrefined.pt"  # kept: the refine stage starts from it, and it is what was refined
+    stages = [replace(Stage(**stage), device=stage.get("device") or made_on) for stage in recorded.get("stages", [])]
+    start = params.teacher_dir / "unrefined.pt"  # kept: the new stages start from it, and it is what was refined
     atomic.copy_file(source, start)
     data = teacher_data(params)
-    best, stage = train_refine(start, data, params, params.teacher_freeze_encoder)
+    best, added = train_stages(params, wanted[len(made_with):], data, start,
+                               start_is_dense=made_with[-1].get("head") == stage_list.DENSE)
     atomic.copy_file(best, params.teacher_path)
-    return finish(params, params.teacher_path, "trained", data, [*stages, stage], started)
+    return finish(params, params.teacher_path, "trained", data, [*stages, *added], started)
 
 
 def copy_shipped_teacher(params: TeacherParams, data: Path, started: float) -> TeacherReport:

@@ -169,15 +169,16 @@ def test_no_way_to_get_a_teacher_says_the_three_ways(tmp_path):
 
 def test_a_cached_teacher_made_with_other_params_is_refused(tmp_path, rtdetr_teacher):
     params = distil.TeacherParams.load({"name": "t", "outputs": str(tmp_path), "teacher_model": "rtdetr-demo.yaml",
-                                        "teacher_epochs": 15, "demo_train": 4, "demo_val": 2, "demo_test": 0,
+                                        "demo_train": 4, "demo_val": 2, "demo_test": 0,
                                         "demo_imgsz": 64, "teacher_train": 6, "imgsz": 64})
     params.teacher_dir.mkdir(parents=True)
     shutil.copyfile(rtdetr_teacher, params.teacher_path)
     record = {"checkpoint": str(params.teacher_path), "params": distil.teacher_training.teacher_defining(params)}
     (params.teacher_dir / "teacher.json").write_text(json.dumps(record))
-    changed = distil.TeacherParams.load({**params.as_dict(), "teacher_epochs": 30, "teacher_lr0": 0.01})
-    with pytest.raises(ParamsError, match="trained with other params \\(teacher_epochs: 15 -> 30, teacher_lr0: "
-                                          "0.001 -> 0.01\\): set rebuild: true"):
+    stages = [{**stage, "epochs": 30, "lr0": 0.01} if stage["name"] == "decoder" else stage for stage in params.stages]
+    changed = distil.TeacherParams.load({**params.as_dict(), "teacher_stages": stages})
+    with pytest.raises(ParamsError, match="trained with other params \\(teacher_stages decoder epochs: 15 -> 30, "
+                                          "teacher_stages decoder lr0: 0.001 -> 0.01\\): set rebuild: true"):
         distil.prepare_teacher(changed)
 
 
@@ -217,7 +218,8 @@ def test_a_training_set_without_a_single_box_stops_before_training(tiny_data, tm
 @pytest.mark.slow
 def test_a_yolo_teacher_model_is_trained_in_one_stage(tmp_path):
     params = distil.TeacherParams.load({"name": "yolo-teacher", "outputs": str(tmp_path), "teacher_model":
-                                        "yolov8n.yaml", "teacher_epochs": 1, "demo_train": 4, "demo_val": 2,
+                                        "yolov8n.yaml", "teacher_stages": [{"name": "direct", "epochs": 1}],
+                                        "demo_train": 4, "demo_val": 2,
                                         "demo_test": 0, "demo_imgsz": 64, "teacher_train": 6, "imgsz": 64,
                                         "batch": 4, "device": "cpu"})
     report = distil.prepare_teacher(params)
@@ -231,7 +233,8 @@ def test_hours_cap_every_training_run_teacher_stages_and_students_alike(tiny_dat
     run = distil.train(baseline(tiny_data, tmp_path, epochs=200, hours=0.0005))
     assert 1 <= len(read_results(run)) < 200 and (run / "weights" / "best.pt").exists()
     teacher = distil.TeacherParams.load({"name": "timed", "outputs": str(tmp_path), "teacher_model": "yolov8n.yaml",
-                                         "teacher_epochs": 200, "hours": 0.0005, "demo_train": 4, "demo_val": 2,
+                                         "teacher_stages": [{"name": "direct", "epochs": 200}], "hours": 0.0005,
+                                         "demo_train": 4, "demo_val": 2,
                                          "demo_test": 0, "demo_imgsz": 64, "teacher_train": 6, "imgsz": 64,
                                          "batch": 4, "device": "cpu"})
     stage = distil.prepare_teacher(teacher).stages[0]

@@ -20,7 +20,7 @@ LAYERS = [
     ("engine", ["distil.engine"]),
     ("eval", ["distil.eval"]),
     ("experiment", ["distil.params", "distil.params_files", "distil.experiment", "distil.teacher_training",
-                    "distil.manifest", "distil.runs",
+                    "distil.teacher_stages", "distil.manifest", "distil.runs",
                     "distil.shipped_runs",
                     "distil.report", "distil.dashboard", "distil.dashboard_server",
                     "distil.dashboard_kernels", "distil.legacy_paths", "distil"]),

@@ -64,7 +64,8 @@ def own_params(tmp_path_factory) -> Path:
     data = write_own_dataset(root / "mydata")
     params = yaml.safe_load((ROOT / "params" / "custom.yaml").read_text())
     params.update({"data": str(data), "teacher": "auto", "teacher_model": "rtdetr-demo.yaml",  # route 3
-                   "teacher_encoder_epochs": 1, "teacher_epochs": 1, "teacher_lr0": 0.001,
+                   "teacher_stages": [{"name": "encoder", "epochs": 1, "head": "dense"},
+                                      {"name": "decoder", "epochs": 1, "lr0": 0.001, "freeze": "encoder"}],
                    # small and quick for a test
                    "imgsz": 64, "batch": 8, "epochs": 1, "device": "cpu", "student": "yolov8n.yaml",
                    "outputs": str(root / "outputs"), "speed_reps": 2, "samples": 2, "plots": False})

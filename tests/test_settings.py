@@ -76,10 +76,10 @@ def test_distil_run_hands_each_notebook_its_keys_and_03_distill_the_ultralytics_
     values = {**read_params_file(ROOT / "params" / "demo.yaml"), "hours": 0.5, "cos_lrr": True}
     distill = notebook_values(distil.DistillParams, values)
     assert distill["nbs"] == 8 and distill["close_mosaic"] == 10 and distill["hours"] == 0.5
-    assert distill["distill_teacher_every"] == 4 and "teacher_epochs" not in distill
+    assert distill["distill_teacher_every"] == 4 and "teacher_stages" not in distill
     assert distill["cos_lrr"] is True  # a typo goes through, for the notebook to name it
     teacher = notebook_values(distil.TeacherParams, values)
-    assert "nbs" not in teacher and "distill_loss" not in teacher and teacher["teacher_epochs"] == 20
+    assert "nbs" not in teacher and "distill_loss" not in teacher and teacher["teacher_stages"][1]["epochs"] == 20
 
 
 def test_hours_is_read_as_ultralytics_time_with_one_line():

@@ -184,7 +184,7 @@ def test_the_gpu_demo_script_trains_the_teacher_then_both_students_and_merges_th
     tiny = {**yaml.safe_load((ROOT / "params" / "demo-gpu.yaml").read_text()), "outputs": str(tmp_path / "out"),
             "device": "cpu", "workers": 0, "imgsz": 64, "demo_imgsz": 64, "demo_train": 8, "demo_val": 4,
             "demo_test": 4, "demo_unlabeled": 16, "teacher_train": 16, "hours": 0.0003,
-            "teacher_model": "yolov8n.yaml", "teacher_refine_epochs": 0}  # one stage: the script is under test
+            "teacher_model": "yolov8n.yaml", "teacher_stages": "auto"}  # one stage: the script is under test
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(tiny))
     results = tmp_path / "gpu.csv"
     run = subprocess.run(["bash", "benchmarks/gpu_demo.sh", str(tmp_path / "tiny.yaml"), str(results)], cwd=ROOT,
