@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 import distil
 from distil.cli import parser
@@ -115,6 +116,16 @@ def test_every_python_snippet_in_the_docs_compiles_and_names_what_exists(page, c
             module = __import__(node.module, fromlist=[a.name for a in node.names])
             for alias in node.names:
                 assert hasattr(module, alias.name), f"{page}: from {node.module} import {alias.name}"
+
+
+@pytest.mark.parametrize("page, text", [(page.relative_to(ROOT).as_posix(), body) for page in PAGES
+                                        for language, body in blocks(page) if language == "yaml"])
+def test_every_params_snippet_in_the_docs_holds_known_keys_that_load(page, text, tmp_path):
+    values = yaml.safe_load(text)
+    unknown = set(values) - distil.TeacherParams.known_keys()
+    assert not unknown, f"{page}: {unknown}"
+    # the teacher's keys as the teacher's notebook reads them, on the demo's architecture
+    distil.TeacherParams.load({"teacher_model": "rtdetr-demo.yaml", "outputs": str(tmp_path), **values})
 
 
 def test_the_readme_is_short_and_links_only_to_pages_that_exist():
