@@ -49,7 +49,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "kd_study.csv"
 DRAWS = Path(__file__).parent / "results" / "kd_study_draws.csv"
 ARMS_DIR = ROOT / "params" / "study"
-STUDY_BASE = ARMS_DIR / "_study.yaml"
 DEMO = ROOT / "params" / "demo.yaml"
 DRAW_TEST = 1000  # test images of another draw: its numbers carry less sampling noise than the 200 of draw 0
 COLUMNS = ["setting", "seed", "draw", "labeled", "unlabeled", "val_map50_95", "test_map50_95", "val_map50",
@@ -68,19 +67,23 @@ def arm_files(folder: Path = ARMS_DIR) -> dict[str, Path]:
 ARMS = arm_files()
 
 
-def own_keys(path: Path) -> dict:
-    """A params file's keys without its base."""
+def arm_keys(path: Path) -> dict:
+    """What an arm file and its bases set above the task file (``params/demo.yaml``): the study's shared keys and
+    every arm it builds on (``base: u-cwd-teacher+det-offline-every4.yaml``), the nearest winning."""
     values = load_yaml_text(path.read_text(), str(path)) or {}
-    return {k: v for k, v in values.items() if k != BASE_KEY}
+    base = values.pop(BASE_KEY, None)
+    if base is None or (path.parent / base).resolve() == DEMO.resolve():
+        return values
+    return {**arm_keys((path.parent / base).resolve()), **values}
 
 
 def arm_values(name: str, params_file: Path = DEMO) -> dict:
-    """An arm's flat params on the task of ``params_file``: that file, the study's shared keys, the arm's own.
+    """An arm's flat params on the task of ``params_file``: that file, then the arm's own keys and its bases'.
 
     With ``params/demo.yaml`` this is the arm file itself, its bases resolved (a test checks it); another task file
     (``params/demo-gpu.yaml``) takes the place of its root.
     """
-    return {**read_params_file(params_file), **own_keys(STUDY_BASE), **own_keys(ARMS[name])}
+    return {**read_params_file(params_file), **arm_keys(ARMS[name])}
 
 
 def arm_params(name: str, seed: int, params_file: Path = DEMO, draw: int | None = None) -> dict:

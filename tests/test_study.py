@@ -51,13 +51,20 @@ def test_arms_change_only_what_teaches():
     assert {k for k in every4 if every4[k] != every1[k]} == {"distill_teacher_every", "run"}
 
 
-@pytest.mark.slow
 def test_an_arm_file_is_a_params_file_whose_bases_resolve_to_what_the_study_trains():
     """Each arm can be run on its own (distil run 03_distill -f params/study/<arm>.yaml): its bases resolve to the
-    params the study trains it with, seed and run name aside."""
+    params the study trains it with, seed and run name aside, also where an arm builds on another arm."""
     for name, path in kd_study.ARMS.items():
+        assert distil.params_files.read_params_file(path) == kd_study.arm_values(name), name
+    shorter, recipe = (kd_study.arm_values(name) for name in ("u-cwd-teacher+det-offline-every4-300",
+                                                               "u-cwd-teacher+det-offline-every4"))
+    assert {k for k in shorter if shorter[k] != recipe[k]} == {"epochs"} and shorter["epochs"] < recipe["epochs"]
+
+
+@pytest.mark.slow
+def test_every_arm_loads_as_valid_distillation_params():
+    for path in kd_study.ARMS.values():
         standalone = distil.params_files.read_params_file(path)
-        assert standalone == kd_study.arm_values(name), name
         DistillParams.load({**standalone, "teacher": "none" if standalone.get("teacher") == "none" else
                             "assets/demo-teacher.pt"})  # every key known, every value valid
 
