@@ -41,7 +41,7 @@ from distil.engine.labeling import LabelSettings, LabelStore, ShardLabels, image
 from distil.engine.trainer import training_imgsz
 from distil.eval.figures import read_results, training_seconds
 from distil.params import DistillParams
-from distil.params_files import BASE_KEY, load_yaml_text, read_params_file
+from distil.params_files import BASE_KEY, base_path, load_yaml_text, read_params_file
 from distil.paths import resolve_path
 from distil.runs import VOLATILE, comparable, run_state
 
@@ -72,9 +72,9 @@ def arm_keys(path: Path) -> dict:
     every arm it builds on (``base: u-cwd-teacher+det-offline-every4.yaml``), the nearest winning."""
     values = load_yaml_text(path.read_text(), str(path)) or {}
     base = values.pop(BASE_KEY, None)
-    if base is None or (path.parent / base).resolve() == DEMO.resolve():
+    if base is None or base_path(path, base) == DEMO.resolve():
         return values
-    return {**arm_keys((path.parent / base).resolve()), **values}
+    return {**arm_keys(base_path(path, base)), **values}
 
 
 def arm_values(name: str, params_file: Path = DEMO) -> dict:

@@ -86,8 +86,12 @@ def read_params_file(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict[st
         return values
     if not isinstance(base, str) or not base:
         raise ParamsFileError(f"{path}: base={base!r} must name a params file (relative to {path.parent})")
+    return {**read_params_file(base_path(path, base), (*_chain, path)), **values}
+
+
+def base_path(path: Path, base: str) -> Path:
+    """Where the ``base`` named in params file ``path`` is: beside it, else relative to the project root."""
     from distil.paths import resolve_path
 
     beside = path.parent / base
-    inherited = read_params_file(beside if beside.exists() else resolve_path(base), (*_chain, path))
-    return {**inherited, **values}
+    return (beside if beside.exists() else resolve_path(base)).resolve()
