@@ -6,6 +6,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import threading
 from collections import Counter
 
 import cv2
@@ -106,9 +107,36 @@ def test_an_interrupted_drawing_is_started_again_not_refused(tmp_path, monkeypat
     assert not (tmp_path / "d").exists()  # no half dataset where the next call would refuse it as "other files"
     monkeypatch.setattr(demo, "write_image", write_image)
     data_yaml = make_demo_dataset(tmp_path / "d", n_train=4, n_val=2, imgsz=64, workers=1)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]  # the drawing folder went in whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".locks", "d"]  # the drawing folder went in whole
     assert yaml.safe_load(data_yaml.read_text())["train"] == str(tmp_path / "d" / "images" / "train")
     assert len(list((tmp_path / "d" / "images" / "train").iterdir())) == 4
+
+
+def test_a_second_call_while_the_first_draws_waits_and_reuses_its_dataset(tmp_path, monkeypatch):
+    """Two runs started at once in a new checkout ask for the same dataset; neither may clear the other's drawing."""
+    second: dict = {}
+
+    def call_again():
+        try:
+            second["data_yaml"] = make_demo_dataset(tmp_path / "d", n_train=4, n_val=2, imgsz=64, workers=1)
+        except Exception as error:  # noqa: BLE001 - reported by the assertion below
+            second["error"] = error
+
+    other = threading.Thread(target=call_again)
+
+    def first_image_starts_the_second_call(root, settings, split, index):
+        if not other.is_alive() and "started" not in second:
+            second["started"] = True
+            other.start()
+            other.join(timeout=3)  # without the lock it draws, clears this drawing and finishes well within this
+        return write_image(root, settings, split, index)
+
+    monkeypatch.setattr(demo, "write_image", first_image_starts_the_second_call)
+    first = make_demo_dataset(tmp_path / "d", n_train=4, n_val=2, imgsz=64, workers=1)
+    other.join(timeout=60)
+    assert "error" not in second, second.get("error")
+    assert second["data_yaml"] == first and len(list((tmp_path / "d" / "images" / "train").iterdir())) == 4
+    assert not (tmp_path / "d.drawing").exists()
 
 
 @pytest.mark.slow

@@ -35,6 +35,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import yaml
+from filelock import FileLock
 
 from distil.data.yolo import load_images, split_images
 
@@ -279,7 +280,8 @@ def make_demo_dataset(root: str | Path, settings: DemoSettings | None = None, ov
     A folder that already holds a dataset made with the same settings is reused as is. A folder
     that holds anything else is never overwritten unless ``overwrite=True`` is given. The images are
     drawn in ``<root>.drawing`` and moved to ``root`` once all are there, so a drawing interrupted
-    (Ctrl-C, a killed process) is simply started again by the next call.
+    (Ctrl-C, a killed process) is simply started again by the next call. A second process asking for the
+    same folder while the first draws waits for it (a lock in ``<root's parent>/.locks``) and reuses its dataset.
 
     Args:
         root: Folder for ``images/``, ``labels/``, ``data.yaml`` and ``dataset.json``.
@@ -303,6 +305,16 @@ def make_demo_dataset(root: str | Path, settings: DemoSettings | None = None, ov
     settings = dataclasses.replace(settings or DemoSettings(), **fields)
     check_settings(settings)
     root = Path(root).expanduser().resolve()
+    locks = root.parent / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    # two runs started at once (two study runs in a new checkout) would clear each other's <root>.drawing:
+    # the second waits here, then finds the first one's dataset and reuses it
+    with FileLock(locks / f"{root.name}.lock"):
+        return draw_or_reuse(root, settings, overwrite, workers)
+
+
+def draw_or_reuse(root: Path, settings: DemoSettings, overwrite: bool, workers: int | None) -> Path:
+    """`make_demo_dataset` under its lock: reuse, refuse or draw the dataset in ``root``."""
     manifest = read_dataset_record(root)
     if manifest is not None and manifest.get("settings") == asdict(settings) and (root / "data.yaml").exists():
         return root / "data.yaml"
