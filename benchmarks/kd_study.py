@@ -48,6 +48,7 @@ from distil.runs import VOLATILE, comparable, run_state
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "kd_study.csv"
 DRAWS = Path(__file__).parent / "results" / "kd_study_draws.csv"
+COSTS = Path(__file__).parent / "results" / "kd_cost.csv"  # kd_cost.py's side-by-side step times
 ARMS_DIR = ROOT / "params" / "study"
 DEMO = ROOT / "params" / "demo.yaml"
 DRAW_TEST = 1000  # test images of another draw: its numbers carry less sampling noise than the 200 of draw 0
@@ -281,6 +282,50 @@ def report(rows: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def step_ratio(name: str, costs: pd.DataFrame) -> float:
+    """An arm's optimizer step in baseline steps on as many images, from kd_cost.py's side-by-side demo rows.
+
+    Measured, not counted: the same step sizes differ by the teacher's pass only, which runs on every batch
+    (online), on every k-th (features every k), or never (offline targets, the teacher's pass done once)."""
+    demo = costs[costs["case"] == "demo160"].drop_duplicates("mode", keep="last").set_index("mode")
+    ratios = demo["ratio_to_baseline"].astype(float)
+    values = arm_values(name)
+    every = int(values["distill_teacher_every"])
+    teacher_on_batches = float(values["distill_weight"]) > 0 or (
+        float(values["distill_det"]) > 0 and values["distill_det_mode"] == "online")
+    if not teacher_on_batches:
+        return ratios["offline"]
+    if every == 1:
+        return ratios["online"]
+    return ratios.get(f"every-{every}", ratios["offline"] + (ratios["online"] - ratios["offline"]) / every)
+
+
+def recipe_by_the_rule(rows: pd.DataFrame, costs: pd.DataFrame) -> tuple[str | None, list[str]]:
+    """The study's rule for the demo's recipe, and the lines that show it: among the teaching arms (two seeds or
+    more; oracles, baselines and retired arms aside) whose mean val mAP50-95 is within one seed std of the best
+    arm's, the cheapest (epochs run x step cost); among equally cheap ones (within 2%), the best on val."""
+    runs = rows[(rows["setting"] != "teacher") & rows["setting"].isin(list(ARMS))]
+    runs = runs[~runs["setting"].str.startswith(("baseline", "oracle"))]
+    summary = runs.groupby("setting").agg(seeds=("seed", "count"), val=("val_map50_95", "mean"),
+                                          val_std=("val_map50_95", "std"), epochs=("epochs", "mean"))
+    summary = summary[summary["seeds"] >= 2]
+    if not len(summary):
+        return None, []
+    best = summary["val"].idxmax()
+    floor = summary.loc[best, "val"] - summary.loc[best, "val_std"]
+    within = summary[summary["val"] >= floor].copy()
+    within["cost"] = [row.epochs * step_ratio(name, costs) for name, row in within.iterrows()]
+    cheap = within[within["cost"] <= within["cost"].min() * 1.02]
+    chosen = cheap["val"].idxmax()
+    lines = [f"\nThe demo's recipe by the study's rule (on val, among the arms within one seed std of the best, the "
+             f"cheapest): best on val {best} ({summary.loc[best, 'val']:.4f} ± {summary.loc[best, 'val_std']:.4f}); "
+             f"within it:"]
+    lines += [f"- {name}: val {row.val:.4f} ({int(row.seeds)} seeds); cost {row.epochs:.0f} epochs x "
+              f"{row.cost / row.epochs:.2f} baseline steps a step = {row.cost:.0f}" for name, row in within.iterrows()]
+    lines.append(f"Chosen: {chosen}.")
+    return chosen, lines
+
+
 def arm_epochs(name: str) -> int:
     """The epochs an arm's file asks for (0 for a setting that is no longer an arm)."""
     return int(arm_values(name)["epochs"]) if name in ARMS else 0
@@ -354,6 +399,8 @@ def full_report(rows: pd.DataFrame) -> str:
         minutes = runs["s_per_epoch"] * runs["epochs"] / 60
         parts.append(f"\nThe {len(runs)} runs above: {minutes.sum() / 60:.1f} hours of training, "
                      f"{minutes.min():.0f} to {minutes.max():.0f} minutes a run.")
+    if COSTS.exists():
+        parts += recipe_by_the_rule(rows[~first], pd.read_csv(COSTS))[1]
     return "\n".join(parts)
 
 
