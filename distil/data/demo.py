@@ -273,6 +273,11 @@ def read_dataset_record(root: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+MAIN_GUARD_NEEDED = (
+    "a process drawing the demo images stopped. They are drawn in spawned processes, which import the calling "
+    "script again: in a script, call distil under `if __name__ == \"__main__\":` (notebooks need nothing)")
+
+
 def make_demo_dataset(root: str | Path, settings: DemoSettings | None = None, overwrite: bool = False,
                       workers: int | None = None, **fields) -> Path:
     """Write the demo dataset under ``root`` in YOLO layout and return its ``data.yaml``.
@@ -304,6 +309,10 @@ def make_demo_dataset(root: str | Path, settings: DemoSettings | None = None, ov
                         f"{', '.join(f.name for f in dataclasses.fields(DemoSettings))}")
     settings = dataclasses.replace(settings or DemoSettings(), **fields)
     check_settings(settings)
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        # a drawing process importing a script without a main guard: without this it would wait for the lock
+        # its parent holds, forever; failing here breaks the parent's pool, which then names the fix
+        raise RuntimeError(MAIN_GUARD_NEEDED)
     root = Path(root).expanduser().resolve()
     locks = root.parent / ".locks"
     locks.mkdir(parents=True, exist_ok=True)
@@ -341,10 +350,7 @@ def draw_or_reuse(root: Path, settings: DemoSettings, overwrite: bool, workers: 
             with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
                 written = list(pool.map(write, *zip(*jobs), chunksize=32))
         except BrokenProcessPool as error:  # most often: a script without a main guard, imported again by each
-            raise RuntimeError(
-                "a process drawing the demo images stopped. They are drawn in spawned processes, which import the "
-                "calling script again: in a script, call distil under `if __name__ == \"__main__\":` (notebooks "
-                "need nothing)") from error
+            raise RuntimeError(MAIN_GUARD_NEEDED) from error
     else:
         written = [write(split, index) for split, index in jobs]
     images = dict(written)
