@@ -317,7 +317,8 @@ def make_demo_dataset(root: str | Path, settings: DemoSettings | None = None, ov
     locks = root.parent / ".locks"
     locks.mkdir(parents=True, exist_ok=True)
     # two runs started at once (two study runs in a new checkout) would clear each other's <root>.drawing:
-    # the second waits here, then finds the first one's dataset and reuses it
+    # the second waits here, then finds the first one's dataset and reuses it. Laid out as distil.runs.FolderLock
+    # lays out its locks; not that class, which refuses instead of waiting and sits in a layer above this one
     with FileLock(locks / f"{root.name}.lock"):
         return draw_or_reuse(root, settings, overwrite, workers)
 
